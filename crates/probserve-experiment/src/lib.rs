@@ -1,0 +1,1 @@
+//! Experiment engine: sticky routing, rollout plans, statistics, guardrails, drift and shadow comparison.

@@ -1,0 +1,1 @@
+//! The probserve model language: parser, semantic checks and compilation onto probserve-runtime.

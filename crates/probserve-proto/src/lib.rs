@@ -1,0 +1,1 @@
+//! Code generated from proto/probserve/v1 (no system protoc needed).

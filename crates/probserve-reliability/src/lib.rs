@@ -1,0 +1,1 @@
+//! Reliability building blocks: circuit breakers, load shedding, validation, health scoring and SLO tracking.

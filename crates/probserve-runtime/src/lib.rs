@@ -1,0 +1,1 @@
+//! Fugue-style probabilistic runtime: distributions, models, handlers, traces and inference with diagnostics.

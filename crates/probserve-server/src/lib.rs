@@ -1,0 +1,1 @@
+//! The probserve gRPC server: tonic services, configuration, telemetry and the probserve binary.

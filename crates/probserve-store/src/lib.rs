@@ -1,0 +1,1 @@
+//! Persistent state behind a store trait: model registry, rollouts and audit log (embedded redb by default).
