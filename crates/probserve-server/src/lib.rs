@@ -1,1 +1,12 @@
-//! The probserve gRPC server: tonic services, configuration, telemetry and the probserve binary.
+//! The probserve gRPC server: configuration, telemetry, the tonic services and the
+//! server lifecycle. The `probserve` binary (src/main.rs) is a thin CLI over
+//! [`server::run`].
+//!
+//! Request path: RPC layer (span + metrics) → admission (load shedding, drain gate)
+//! → tonic router → service handler. See ARCHITECTURE.md.
+
+pub mod config;
+pub mod server;
+pub mod services;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,208 @@
+//! One span and one set of metrics per RPC, as a tower layer over the gRPC server.
+//!
+//! The span follows the OpenTelemetry RPC semantic conventions (`rpc.system`,
+//! `rpc.service`, `rpc.method`, `rpc.grpc.status_code`, span kind server) and is
+//! parented on the W3C `traceparent` the client sent, so a client's trace continues
+//! into ours. The status code is read where gRPC puts it: in the response headers
+//! for trailers-only (error) responses, else in the trailers at the end of the body.
+//! A body dropped before its end (client went away) counts as CANCELLED.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body::{Body, Frame};
+use opentelemetry::propagation::Extractor;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::metrics::RpcMetrics;
+
+/// Reads propagation headers from an HTTP/2 header map.
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// The layer; see the module docs.
+#[derive(Debug, Clone)]
+pub struct RpcLayer {
+    metrics: Arc<RpcMetrics>,
+}
+
+impl RpcLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Arc<RpcMetrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcService {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// The service [`RpcLayer`] produces.
+#[derive(Debug, Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    metrics: Arc<RpcMetrics>,
+}
+
+/// What is recorded when a call ends; recording happens exactly once (on trailers,
+/// on a trailers-only response, on a body error, or on drop).
+struct Pending {
+    metrics: Arc<RpcMetrics>,
+    method: String,
+    start: Instant,
+    span: tracing::Span,
+    done: bool,
+}
+
+impl Pending {
+    fn finish(&mut self, code: i32) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.metrics
+            .finish(&self.method, code, self.start.elapsed());
+        self.span.record("rpc.grpc.status_code", code);
+        if code != 0 {
+            self.span.record("otel.status_code", "ERROR");
+            self.span
+                .record("otel.status_description", super::metrics::code_name(code));
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Dropped before the end of the response: the client cancelled.
+        self.finish(1);
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse().ok())
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RpcService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = http::Response<ObservedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let path = req.uri().path().to_owned();
+        let method = self.metrics.method_label(&path);
+        let (service, rpc_method) = path
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or(("", ""));
+        let span = tracing::info_span!(
+            "rpc",
+            otel.name = %path.trim_start_matches('/'),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %rpc_method,
+            rpc.grpc.status_code = tracing::field::Empty,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&HeaderExtractor(req.headers()))
+        });
+        // Fails only when no OpenTelemetry layer is installed: then there is no trace to join.
+        let _ = span.set_parent(parent);
+        self.metrics.start(&method);
+        let mut pending = Pending {
+            metrics: Arc::clone(&self.metrics),
+            method,
+            start: Instant::now(),
+            span: span.clone(),
+            done: false,
+        };
+        let fut = self.inner.call(req).instrument(span);
+        Box::pin(async move {
+            let resp = fut.await?;
+            if let Some(code) = grpc_status(resp.headers()) {
+                pending.finish(code);
+            }
+            Ok(resp.map(|inner| ObservedBody {
+                inner,
+                pending: Some(pending),
+            }))
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that records the call's status when its trailers pass.
+    pub struct ObservedBody<B> {
+        #[pin]
+        inner: B,
+        pending: Option<Pending>,
+    }
+}
+
+impl<B: Body> Body for ObservedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll_frame(cx));
+        if let Some(p) = this.pending.as_mut() {
+            match &out {
+                Some(Ok(frame)) => {
+                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                        p.finish(code);
+                    }
+                }
+                Some(Err(_)) => p.finish(2),
+                // The end without trailers: only trailers-only responses do that, and
+                // those were recorded from the headers.
+                None => p.finish(0),
+            }
+        }
+        Poll::Ready(out)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

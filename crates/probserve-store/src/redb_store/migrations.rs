@@ -1,0 +1,134 @@
+//! Versioned schema migrations for the redb file.
+//!
+//! The `meta` table holds `schema_version`. [`migrate`] runs, inside ONE write
+//! transaction, every step whose target version is above the file's, then records
+//! the new version; a crash mid-way leaves the file at its old version. A file
+//! with a newer version than [`CURRENT_SCHEMA_VERSION`] is refused untouched.
+//!
+//! To change the schema: append a step here, bump [`CURRENT_SCHEMA_VERSION`], and
+//! add an upgrade test that writes the previous format by hand.
+
+use std::collections::BTreeMap;
+
+use redb::{Database, ReadableTable, WriteTransaction};
+
+use super::backend_error as be;
+use super::tables::{
+    AUDIT, BLOBS, LABELS, META, MODELS, ModelRow, ROLLOUTS, SCHEMA_VERSION_KEY, VERSION_SEQ,
+    VERSIONS, VersionRow, decode, encode,
+};
+use crate::error::{Result, StoreError};
+use crate::validate::parse_version;
+
+/// Schema version this build writes.
+pub const CURRENT_SCHEMA_VERSION: u64 = 2;
+
+/// One schema step, taking a file from version `to - 1` to `to`.
+struct Migration {
+    to: u64,
+    #[allow(dead_code)] // Read by tests and kept as documentation of each step.
+    what: &'static str,
+    apply: fn(&WriteTransaction) -> Result<()>,
+}
+
+/// All steps, in order; `to` runs 1, 2, ... [`CURRENT_SCHEMA_VERSION`].
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        to: 1,
+        what: "create meta, versions, labels, rollouts, audit and blobs tables",
+        apply: v1_initial_tables,
+    },
+    Migration {
+        to: 2,
+        what: "add per-model summaries and the registration-order index, backfilled from versions",
+        apply: v2_model_summaries,
+    },
+];
+
+/// Brings the file to [`CURRENT_SCHEMA_VERSION`]; returns the version it found
+/// (0 for a new file).
+pub(crate) fn migrate(db: &Database) -> Result<u64> {
+    let txn = db.begin_write().map_err(be)?;
+    let found = read_schema_version(&txn)?;
+    if found > CURRENT_SCHEMA_VERSION {
+        // Dropping `txn` aborts it: the newer file is left exactly as it was.
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: CURRENT_SCHEMA_VERSION,
+        });
+    }
+    if found == CURRENT_SCHEMA_VERSION {
+        return Ok(found);
+    }
+    for step in MIGRATIONS.iter().filter(|m| m.to > found) {
+        (step.apply)(&txn)?;
+    }
+    txn.open_table(META)
+        .map_err(be)?
+        .insert(SCHEMA_VERSION_KEY, CURRENT_SCHEMA_VERSION)
+        .map_err(be)?;
+    txn.commit().map_err(be)?;
+    Ok(found)
+}
+
+fn read_schema_version(txn: &WriteTransaction) -> Result<u64> {
+    let meta = txn.open_table(META).map_err(be)?;
+    let found = meta.get(SCHEMA_VERSION_KEY).map_err(be)?.map(|g| g.value());
+    Ok(found.unwrap_or(0))
+}
+
+fn v1_initial_tables(txn: &WriteTransaction) -> Result<()> {
+    // Opening a table in a write transaction creates it.
+    txn.open_table(META).map_err(be)?;
+    txn.open_table(VERSIONS).map_err(be)?;
+    txn.open_table(LABELS).map_err(be)?;
+    txn.open_table(ROLLOUTS).map_err(be)?;
+    txn.open_table(AUDIT).map_err(be)?;
+    txn.open_table(BLOBS).map_err(be)?;
+    Ok(())
+}
+
+fn v2_model_summaries(txn: &WriteTransaction) -> Result<()> {
+    let versions = txn.open_table(VERSIONS).map_err(be)?;
+    let mut by_seq = txn.open_table(VERSION_SEQ).map_err(be)?;
+    let mut summaries: BTreeMap<String, (ModelRow, Option<semver::Version>)> = BTreeMap::new();
+    for item in versions.iter().map_err(be)? {
+        let (_, value) = item.map_err(be)?;
+        let row: VersionRow = decode("versions", value.value())?;
+        by_seq
+            .insert((row.name.as_str(), row.sequence), row.version.as_str())
+            .map_err(be)?;
+        let (summary, best) = summaries.entry(row.name.clone()).or_default();
+        summary.version_count += 1;
+        if !row.archived {
+            let parsed = parse_version(&row.version)?;
+            if best.as_ref().is_none_or(|b| parsed > *b) {
+                summary.latest = Some(row.version.clone());
+                *best = Some(parsed);
+            }
+        }
+    }
+    let mut models = txn.open_table(MODELS).map_err(be)?;
+    for (name, (summary, _)) in &summaries {
+        models
+            .insert(name.as_str(), encode(summary)?.as_slice())
+            .map_err(be)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_are_consecutive_and_end_at_current() {
+        for (i, step) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(step.to, i as u64 + 1, "step {:?}", step.what);
+        }
+        assert_eq!(
+            MIGRATIONS.last().map(|m| m.to),
+            Some(CURRENT_SCHEMA_VERSION)
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! The server shell against the real binary: reflection with grpcurl, health and
+//! drain, /metrics, configuration errors, OTLP traces and a Python client.
+
+use std::process::Command;
+use std::time::Duration;
+
+use probserve_e2e::{Options, Server, binary, metric_value};
+use probserve_proto::v1::GetHealthReportRequest;
+use probserve_proto::v1::diagnostics_service_client::DiagnosticsServiceClient;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_lists_every_service_and_describes_messages() {
+    let server = Server::start(Options::default()).await;
+    let addr = server.addr.to_string();
+    let (ok, out, err) = server.grpcurl(&[&addr, "list"]);
+    assert!(ok, "grpcurl list failed: {err}");
+    for svc in [
+        "probserve.v1.InferenceService",
+        "probserve.v1.ModelRegistryService",
+        "probserve.v1.ExperimentService",
+        "probserve.v1.DiagnosticsService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(
+            out.lines().any(|l| l.trim() == svc),
+            "{svc} missing from `grpcurl list`:\n{out}"
+        );
+    }
+    let (ok, out, err) = server.grpcurl(&[&addr, "describe", "probserve.v1.InferRequest"]);
+    assert!(ok, "describe failed: {err}");
+    assert!(out.contains("routing_key"), "{out}");
+    assert!(
+        out.contains("The sticky routing key"),
+        "proto comments should be served: {out}"
+    );
+    let (ok, out, _) = server.grpcurl(&[&addr, "describe", "probserve.v1.InferenceService"]);
+    assert!(ok && out.contains("rpc Infer"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_serving_for_every_service_and_not_serving_while_draining() {
+    let server = Server::start(Options {
+        config_toml: Some("drain_grace_secs = 3.0\ndrain_timeout_secs = 5.0\n".into()),
+        ..Default::default()
+    })
+    .await;
+    for svc in [
+        "",
+        "probserve.v1.InferenceService",
+        "probserve.v1.ModelRegistryService",
+        "probserve.v1.ExperimentService",
+        "probserve.v1.DiagnosticsService",
+    ] {
+        assert_eq!(
+            server.health(svc).await.unwrap(),
+            ServingStatus::Serving as i32,
+            "service {svc:?}"
+        );
+    }
+    let mut server = server;
+    let ch = server.channel().await;
+    server.signal("TERM");
+    // During the grace period the health check answers NOT_SERVING…
+    let mut saw_not_serving = false;
+    for _ in 0..100 {
+        let mut c = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+        if let Ok(r) = c
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+        {
+            if r.into_inner().status == ServingStatus::NotServing as i32 {
+                saw_not_serving = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        saw_not_serving,
+        "health never became NOT_SERVING during the drain"
+    );
+    // …and new calls are refused with UNAVAILABLE.
+    let err = DiagnosticsServiceClient::new(ch.clone())
+        .get_health_report(GetHealthReportRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
+    let status = server.wait_exit(Duration::from_secs(20)).await;
+    assert!(
+        status.success(),
+        "exit status {status}: {}",
+        server.stderr()
+    );
+    assert!(server.stderr().contains("draining"), "{}", server.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_counters_move_after_calls() {
+    let server = Server::start(Options::default()).await;
+    let key = "probserve_rpc_handled_total{method=\"/probserve.v1.DiagnosticsService/GetHealthReport\",code=\"OK\"}";
+    let before = metric_value(&server.metrics(), key);
+    let mut c = DiagnosticsServiceClient::new(server.channel().await);
+    for _ in 0..3 {
+        c.get_health_report(GetHealthReportRequest {})
+            .await
+            .unwrap();
+    }
+    let text = server.metrics();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert_eq!(metric_value(&text, key) - before, 3.0, "{text}");
+    assert!(
+        text.contains("probserve_rpc_duration_seconds_bucket"),
+        "latency histogram missing"
+    );
+    assert!(
+        metric_value(&text, "process_resident_memory_bytes") > 0.0,
+        "process metrics missing"
+    );
+    // Errors are counted by status code.
+    let mut inf = probserve_proto::v1::experiment_service_client::ExperimentServiceClient::new(
+        server.channel().await,
+    );
+    let e = inf
+        .get_rollout(probserve_proto::v1::GetRolloutRequest { id: "x".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented);
+    assert!(
+        e.message().contains("not implemented yet"),
+        "{}",
+        e.message()
+    );
+    let text = server.metrics();
+    assert_eq!(
+        metric_value(
+            &text,
+            "probserve_rpc_handled_total{method=\"/probserve.v1.ExperimentService/GetRollout\",code=\"UNIMPLEMENTED\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    // The health report sees the same calls.
+    let report = c
+        .get_health_report(GetHealthReportRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let m = report
+        .methods
+        .iter()
+        .find(|m| m.method.ends_with("ExperimentService/GetRollout"))
+        .expect("method stats");
+    assert_eq!((m.calls, m.errors), (1, 1));
+}
+
+#[test]
+fn bad_config_file_and_bad_flag_fail_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:1\"\nmax_inflight = 5\n").unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("max_inflight"),
+        "the bad key must be named: {err}"
+    );
+
+    std::fs::write(&cfg, "max_in_flight = \"lots\"\n").unwrap();
+    let out = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_in_flight"));
+
+    let out = Command::new(binary())
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--listen"), "{err}");
+
+    let out = Command::new(binary())
+        .args(["serve", "--no-such-flag"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+
+    // Environment variables are checked the same way.
+    let out = Command::new(binary())
+        .args(["check-config"])
+        .env("PROBSERVE_MAX_IN_FLIGHT", "-3")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .to_lowercase()
+            .contains("max_in_flight")
+    );
+}
+
+#[test]
+fn precedence_is_file_then_env_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("p.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:1001\"\nmetrics_listen = \"127.0.0.1:1002\"\nmax_in_flight = 11\n",
+    )
+    .unwrap();
+    let out = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .args(["--listen", "127.0.0.1:1003"])
+        .env("PROBSERVE_METRICS_LISTEN", "127.0.0.1:1004")
+        .env("PROBSERVE_LISTEN", "127.0.0.1:1005")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("listen = \"127.0.0.1:1003\""),
+        "flag wins: {text}"
+    );
+    assert!(
+        text.contains("metrics_listen = \"127.0.0.1:1004\""),
+        "env beats file: {text}"
+    );
+    assert!(
+        text.contains("max_in_flight = 11"),
+        "file beats default: {text}"
+    );
+    let help = Command::new(binary())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in [
+        "--listen",
+        "--metrics-listen",
+        "--data-dir",
+        "--config",
+        "--log-format",
+    ] {
+        assert!(help.contains(flag), "--help must explain {flag}: {help}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line() {
+    let mut server = Server::start(Options {
+        args: vec!["--log-format".into(), "json".into()],
+        ..Default::default()
+    })
+    .await;
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).await.success());
+    let text = server.stderr();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v.get("level").is_some(), "{l}");
+    }
+}
