@@ -230,6 +230,28 @@ impl Server {
         http_get(self.metrics_addr, "/metrics")
     }
 
+    /// Runs grpcurl with `input` on stdin (for `-d @`); returns (success, stdout, stderr).
+    pub fn grpcurl_stdin(&self, args: &[&str], input: &str) -> (bool, String, String) {
+        use std::io::Write as _;
+        let mut child = Command::new(grpcurl())
+            .arg("-plaintext")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("grpcurl");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("grpcurl output");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
     /// Runs grpcurl against the server with `args` (plaintext); returns (success, stdout, stderr).
     pub fn grpcurl(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(grpcurl())
@@ -274,4 +296,51 @@ pub fn metric_value(text: &str, prefix: &str) -> f64 {
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum()
+}
+
+/// Generates Python stubs for every proto file into `dir`.
+pub fn generate_python_stubs(dir: &Path) {
+    let root = workspace_root();
+    let protos: Vec<String> = std::fs::read_dir(root.join("proto/probserve/v1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
+        .map(|p| {
+            p.strip_prefix(root.join("proto"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(protos.len() >= 5, "{protos:?}");
+    let out = Command::new("python3")
+        .current_dir(root.join("proto"))
+        .args(["-m", "grpc_tools.protoc", "-I", "."])
+        .arg(format!("--python_out={}", dir.display()))
+        .arg(format!("--grpc_python_out={}", dir.display()))
+        .args(&protos)
+        .output()
+        .expect("python3 -m grpc_tools.protoc (pip install grpcio-tools)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `tests/python/client.py` and parses its JSON output.
+pub fn run_python_client(stubs: &Path, addr: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(workspace_root().join("tests/python/client.py"))
+        .arg(stubs)
+        .arg(addr)
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "client failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("client prints JSON")
 }

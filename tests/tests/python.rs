@@ -1,63 +1,13 @@
 //! A Python client generated from proto/ with grpcio-tools talks to the real binary.
 
-use std::path::Path;
-use std::process::Command;
-
-use probserve_e2e::{Options, Server, workspace_root};
-
-/// Generates Python stubs for every proto file into `dir`.
-pub fn generate_stubs(dir: &Path) {
-    let root = workspace_root();
-    let protos: Vec<String> = std::fs::read_dir(root.join("proto/probserve/v1"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "proto"))
-        .map(|p| {
-            p.strip_prefix(root.join("proto"))
-                .unwrap()
-                .display()
-                .to_string()
-        })
-        .collect();
-    assert!(protos.len() >= 5, "{protos:?}");
-    let out = Command::new("python3")
-        .current_dir(root.join("proto"))
-        .args(["-m", "grpc_tools.protoc", "-I", "."])
-        .arg(format!("--python_out={}", dir.display()))
-        .arg(format!("--grpc_python_out={}", dir.display()))
-        .args(&protos)
-        .output()
-        .expect("python3 -m grpc_tools.protoc (pip install grpcio-tools)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs tests/python/client.py and parses its JSON output.
-pub fn run_client(stubs: &Path, addr: &str, args: &[&str]) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(workspace_root().join("tests/python/client.py"))
-        .arg(stubs)
-        .arg(addr)
-        .args(args)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "client failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("client prints JSON")
-}
+use probserve_e2e::{Options, Server, generate_python_stubs, run_python_client};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_stubs_call_health_and_diagnostics() {
     let stubs = tempfile::tempdir().unwrap();
-    generate_stubs(stubs.path());
+    generate_python_stubs(stubs.path());
     let server = Server::start(Options::default()).await;
-    let v = run_client(stubs.path(), &server.addr.to_string(), &["health"]);
+    let v = run_python_client(stubs.path(), &server.addr.to_string(), &["health"]);
     assert_eq!(v["health"], "SERVING", "{v}");
     assert_eq!(v["state"], "HEALTH_STATE_HEALTHY", "{v}");
     assert!(
@@ -68,4 +18,25 @@ async fn python_stubs_call_health_and_diagnostics() {
             .any(|s| s == "server"),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_stubs_run_inference_and_see_field_violations() {
+    let stubs = tempfile::tempdir().unwrap();
+    generate_python_stubs(stubs.path());
+    let server = Server::start(Options::default()).await;
+    let v = run_python_client(
+        stubs.path(),
+        &server.addr.to_string(),
+        &["infer", "temperature_sensor", "22.0", "7"],
+    );
+    let mean = v["outputs"]["temp"]["mean"].as_f64().unwrap();
+    let mcse = v["outputs"]["temp"]["mcse"].as_f64().unwrap();
+    assert!(
+        (mean - (20.0 + 25.0 / 26.0 * 2.0)).abs() < 5.0 * mcse + 0.01,
+        "{v}"
+    );
+    assert_eq!(v["version"], "1.0.0");
+    assert_eq!(v["seed"], 7);
+    assert_eq!(v["bad_request_code"], "INVALID_ARGUMENT", "{v}");
 }

@@ -72,11 +72,10 @@ async fn health_is_serving_for_every_service_and_not_serving_while_draining() {
                 service: String::new(),
             })
             .await
+            && r.into_inner().status == ServingStatus::NotServing as i32
         {
-            if r.into_inner().status == ServingStatus::NotServing as i32 {
-                saw_not_serving = true;
-                break;
-            }
+            saw_not_serving = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

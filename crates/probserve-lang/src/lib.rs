@@ -1,1 +1,87 @@
 //! The probserve model language: parser, semantic checks and compilation onto probserve-runtime.
+//!
+//! A model is source text such as
+//!
+//! ```text
+//! model temperature_sensor {
+//!   data reading: real;
+//!   temp ~ normal(20.0, 5.0);
+//!   reading ~ normal(temp, 1.0);   // data on the left of `~` is observed
+//!   output temp;
+//! }
+//! ```
+//!
+//! [`compile`] turns it into an immutable [`CompiledModel`] (all names resolved to slot
+//! indices, site names interned); [`CompiledModel::bind`] checks a request's data and
+//! returns a [`BoundModel`], which implements the runtime's `Model` trait so every
+//! inference algorithm runs it. The language itself is described in `docs/language.md`.
+//!
+//! ```
+//! use probserve_lang::{compile, InputValue, Inputs};
+//! use probserve_runtime::{importance_sampling, ImportanceConfig};
+//!
+//! let model = compile(probserve_lang::builtin_model("temperature_sensor").unwrap()).unwrap();
+//! let inputs = Inputs::from([("reading".to_string(), InputValue::Real(22.0))]);
+//! let bound = model.bind(&inputs).unwrap();
+//! let config = ImportanceConfig { particles: 2000, seed: 7, ..Default::default() };
+//! let result = importance_sampling(&bound, &config).unwrap();
+//! let temp = &result.summaries()[0];
+//! assert!((temp.mean - 21.923).abs() < 0.5);
+//! ```
+
+mod ast;
+mod bind;
+mod bound;
+mod builtins;
+mod check;
+pub mod diag;
+mod exec;
+mod ir;
+mod lexer;
+mod model;
+mod parser;
+
+pub use bind::{InputError, InputValue, Inputs};
+pub use bound::{BoundModel, DEFAULT_STEP_LIMIT};
+pub use diag::{DiagKind, Diagnostic, Diagnostics, Span};
+pub use exec::Draw;
+pub use model::{
+    CompiledModel, DataDecl, DataType, ElemType, LatentInfo, MAX_SOURCE_BYTES, ModelInfo, Shape,
+    VecSize, compile, validate,
+};
+
+/// The built-in example models: `(name, version, source)`.
+pub fn builtin_models() -> &'static [(&'static str, &'static str, &'static str)] {
+    BUILTIN_MODELS
+}
+
+/// The source of the built-in model called `name`, if there is one.
+pub fn builtin_model(name: &str) -> Option<&'static str> {
+    BUILTIN_MODELS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .map(|(_, _, s)| *s)
+}
+
+const BUILTIN_MODELS: &[(&str, &str, &str)] = &[
+    (
+        "temperature_sensor",
+        "1.0.0",
+        include_str!("../models/temperature_sensor.pm"),
+    ),
+    (
+        "linear_regression",
+        "1.0.0",
+        include_str!("../models/linear_regression.pm"),
+    ),
+    (
+        "beta_binomial",
+        "1.0.0",
+        include_str!("../models/beta_binomial.pm"),
+    ),
+    (
+        "eight_schools",
+        "1.0.0",
+        include_str!("../models/eight_schools.pm"),
+    ),
+];

@@ -5,7 +5,9 @@
 //! Request path: RPC layer (span + metrics) → admission (load shedding, drain gate)
 //! → tonic router → service handler. See ARCHITECTURE.md.
 
+pub mod catalog;
 pub mod config;
+pub mod infer;
 pub mod server;
 pub mod services;
 pub mod state;

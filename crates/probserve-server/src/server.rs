@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use probserve_proto::v1::HealthState;
 use probserve_proto::v1::diagnostics_service_server::DiagnosticsServiceServer;
 use probserve_proto::v1::experiment_service_server::ExperimentServiceServer;
 use probserve_proto::v1::inference_service_server::InferenceServiceServer;
@@ -24,7 +25,9 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 
+use crate::catalog::Catalog;
 use crate::config::Config;
+use crate::infer::InferencePool;
 use crate::services;
 use crate::state::Shared;
 use crate::telemetry::TelemetryGuard;
@@ -120,6 +123,39 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
     ));
     let registry = Arc::new(metrics::registry(&rpc_metrics, &admission));
 
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("probserve.redb");
+    let store = tokio::task::spawn_blocking(move || probserve_store::RedbStore::open(&db_path))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store: Arc<dyn probserve_store::Store> = Arc::new(store);
+    shared.set_subsystem(
+        "store",
+        HealthState::Healthy,
+        format!("redb at {}", config.data_dir.display()),
+    );
+    let catalog = Arc::new(Catalog::new(store));
+    if config.builtin_models {
+        let created = catalog
+            .register_builtins()
+            .await
+            .map_err(|e| anyhow::anyhow!("registering built-in models: {e}"))?;
+        tracing::info!(created, "built-in models registered");
+    }
+    let pool = Arc::new(InferencePool::new(config.inference_threads));
+    shared.set_subsystem(
+        "inference",
+        HealthState::Healthy,
+        format!("{} CPU workers", pool.threads()),
+    );
+    let inference = services::inference::Inference::new(
+        Arc::clone(&catalog),
+        Arc::clone(&pool),
+        Duration::from_millis(config.default_deadline_ms),
+    );
+
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         b.register_encoded_file_descriptor_set(probserve_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -147,14 +183,16 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            InferenceServiceServer::new(services::inference::Inference)
+            InferenceServiceServer::new(inference)
                 .max_decoding_message_size(max)
                 .max_encoding_message_size(max),
         )
         .add_service(
-            ModelRegistryServiceServer::new(services::registry::Registry)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            ModelRegistryServiceServer::new(services::registry::Registry::new(Arc::clone(
+                &catalog,
+            )))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
             ExperimentServiceServer::new(services::experiments::Experiments)

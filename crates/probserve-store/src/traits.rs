@@ -53,6 +53,9 @@ pub trait Store: Send + Sync + 'static {
     /// their name sorts after the last name already returned.
     fn list_models(&self, page_size: u32, page_token: &str) -> Result<Page<ModelSummary>>;
 
+    /// One model's summary (version count, latest version, labels); `None` if unknown.
+    fn model_summary(&self, name: &str) -> Result<Option<ModelSummary>>;
+
     /// Versions of one model in registration order, paged like [`Store::list_models`].
     /// Unknown model → [`NotFound`](crate::StoreError::NotFound).
     fn list_versions(

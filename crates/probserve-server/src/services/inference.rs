@@ -1,30 +1,486 @@
-//! `InferenceService`: UNIMPLEMENTED until the model language, registry and runtime
-//! are wired in (issue "Models as data").
+//! `InferenceService`: validate the request, resolve the version, bind the inputs,
+//! run on the CPU pool under the deadline, and summarize.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use probserve_lang::{InputError, InputValue, Inputs};
 use probserve_proto::v1::inference_service_server::InferenceService;
+use probserve_proto::v1::value::Kind;
 use probserve_proto::v1::*;
-use tonic::{Request, Response, Status, Streaming};
+use probserve_runtime::{CancelToken, InferError};
+use tokio_stream::StreamExt as _;
+use tonic::{Code, Request, Response, Status, Streaming};
 
-use super::status::not_yet;
+use super::status::{from_catalog, invalid_argument, with_reason};
+use crate::catalog::Catalog;
+use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
 
-const CAPABILITY: &str = "models as data (the model language, registry and Infer end to end)";
+/// Limits on options (documented in inference.proto).
+const MAX_SAMPLES: u32 = 1_000_000;
+const MAX_CHAINS: u32 = 16;
+const MAX_THIN: u32 = 1000;
+const MAX_DRAWS_RETURNED: u32 = 100_000;
+/// Items of one InferStream processed concurrently.
+const STREAM_CONCURRENCY: usize = 8;
 
 /// The InferenceService handler.
-#[derive(Debug, Default)]
-pub struct Inference;
+#[derive(Debug, Clone)]
+pub struct Inference {
+    catalog: Arc<Catalog>,
+    pool: Arc<InferencePool>,
+    default_deadline: Duration,
+}
+
+impl Inference {
+    /// A handler over `catalog`, running on `pool`.
+    pub fn new(
+        catalog: Arc<Catalog>,
+        pool: Arc<InferencePool>,
+        default_deadline: Duration,
+    ) -> Self {
+        Self {
+            catalog,
+            pool,
+            default_deadline,
+        }
+    }
+}
+
+type Violations = Vec<(String, String)>;
+
+fn input_value(name: &str, v: &Value, out: &mut Violations) -> Option<InputValue> {
+    Some(match &v.kind {
+        Some(Kind::Real(x)) => InputValue::Real(*x),
+        Some(Kind::Int(x)) => InputValue::Int(*x),
+        Some(Kind::Bool(x)) => InputValue::Bool(*x),
+        Some(Kind::Reals(x)) => InputValue::RealVec(x.values.clone()),
+        Some(Kind::Ints(x)) => InputValue::IntVec(x.values.clone()),
+        Some(Kind::Bools(x)) => InputValue::BoolVec(x.values.clone()),
+        None => {
+            out.push((
+                format!("inputs.{name}"),
+                "no value set (set one of real, int, bool, reals, ints, bools)".into(),
+            ));
+            return None;
+        }
+    })
+}
+
+fn input_violation(e: &InputError) -> (String, String) {
+    (format!("inputs.{}", e.field()), e.to_string())
+}
+
+/// Checks method and options, applying defaults.
+fn method(r: &InferRequest, v: &mut Violations) -> Method {
+    let o = r.options.unwrap_or_default();
+    let mut limit = |field: &str, value: u32, max: u32| {
+        if value > max {
+            v.push((
+                format!("options.{field}"),
+                format!("{value} is above the limit {max}"),
+            ));
+        }
+    };
+    limit("num_samples", o.num_samples, MAX_SAMPLES);
+    limit("num_chains", o.num_chains, MAX_CHAINS);
+    limit("num_warmup", o.num_warmup, MAX_SAMPLES);
+    limit("thin", o.thin, MAX_THIN);
+    limit("max_draws", r.max_draws, MAX_DRAWS_RETURNED);
+    let samples = if o.num_samples == 0 {
+        1000
+    } else {
+        o.num_samples.min(MAX_SAMPLES)
+    } as usize;
+    match InferenceMethod::try_from(r.method) {
+        Ok(InferenceMethod::Prior) => Method::Prior { draws: samples },
+        Ok(InferenceMethod::Unspecified | InferenceMethod::Importance) => {
+            Method::Importance { particles: samples }
+        }
+        Ok(InferenceMethod::Smc) => {
+            let t = if o.ess_threshold == 0.0 {
+                0.5
+            } else {
+                o.ess_threshold
+            };
+            if !(t > 0.0 && t <= 1.0) {
+                v.push((
+                    "options.ess_threshold".into(),
+                    format!("{t} is not in (0, 1]"),
+                ));
+            }
+            Method::Smc {
+                particles: samples,
+                ess_threshold: t,
+            }
+        }
+        Ok(InferenceMethod::Mcmc) => Method::Mcmc {
+            chains: if o.num_chains == 0 {
+                4
+            } else {
+                o.num_chains.min(MAX_CHAINS)
+            } as usize,
+            warmup: if o.num_warmup == 0 {
+                samples
+            } else {
+                o.num_warmup.min(MAX_SAMPLES) as usize
+            },
+            draws: samples,
+            thin: o.thin.clamp(1, MAX_THIN) as usize,
+        },
+        Err(_) => {
+            v.push(("method".into(), format!("unknown method {}", r.method)));
+            Method::Importance { particles: samples }
+        }
+    }
+}
+
+/// Parses a `grpc-timeout` header value (e.g. `100m`, `5S`).
+fn grpc_timeout<T>(req: &Request<T>) -> Option<Duration> {
+    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn method_enum(m: &Method) -> InferenceMethod {
+    match m {
+        Method::Prior { .. } => InferenceMethod::Prior,
+        Method::Importance { .. } => InferenceMethod::Importance,
+        Method::Smc { .. } => InferenceMethod::Smc,
+        Method::Mcmc { .. } => InferenceMethod::Mcmc,
+    }
+}
+
+fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
+    if Instant::now() >= deadline || matches!(e, RunError::QueueDeadline { .. }) {
+        return Status::deadline_exceeded(format!(
+            "inference did not finish before the deadline: {e}"
+        ));
+    }
+    if cancel.is_cancelled() {
+        return Status::cancelled("the call was cancelled");
+    }
+    match e {
+        RunError::QueueDeadline { .. } => Status::deadline_exceeded(e.to_string()),
+        RunError::Panicked(msg) => {
+            tracing::error!(panic = %msg, "inference panicked");
+            with_reason(
+                Code::Internal,
+                format!("the model run panicked: {msg}"),
+                "MODEL_PANIC",
+            )
+        }
+        RunError::Infer(ie) => match &ie {
+            InferError::DeadlineExceeded => {
+                Status::deadline_exceeded("inference did not finish before the deadline")
+            }
+            InferError::Cancelled => Status::cancelled("the call was cancelled"),
+            _ if infer::is_step_limit(&ie) => with_reason(
+                Code::ResourceExhausted,
+                format!("the model exceeded its step budget: {ie}"),
+                "STEP_LIMIT",
+            ),
+            InferError::Model {
+                source: probserve_runtime::ModelError::NonFinite { .. },
+                ..
+            } => with_reason(
+                Code::Internal,
+                format!("the model produced a non-finite value: {ie}"),
+                "MODEL_NAN",
+            ),
+            InferError::Model { .. } => with_reason(
+                Code::FailedPrecondition,
+                format!("the model failed on these inputs: {ie}"),
+                "MODEL_ERROR",
+            ),
+            InferError::NoPositiveWeight | InferError::NoValidInitialization { .. } => with_reason(
+                Code::FailedPrecondition,
+                format!("the data are impossible under the model's prior: {ie}"),
+                "NO_POSITIVE_WEIGHT",
+            ),
+            InferError::InvalidConfig(msg) => {
+                invalid_argument(msg.clone(), vec![("options".into(), msg.clone())])
+            }
+            _ => with_reason(Code::Internal, ie.to_string(), "INFERENCE"),
+        },
+    }
+}
+
+fn summary(s: &probserve_runtime::OutputSummary) -> OutputSummary {
+    OutputSummary {
+        name: s.name.clone(),
+        mean: s.mean,
+        sd: s.sd,
+        q05: s.q05,
+        q25: s.q25,
+        q50: s.q50,
+        q75: s.q75,
+        q95: s.q95,
+        hdi90_low: s.hdi_low,
+        hdi90_high: s.hdi_high,
+        ess_bulk: s.ess_bulk,
+        ess_tail: s.ess_tail,
+        rhat: s.r_hat,
+        mcse_mean: s.mcse_mean,
+    }
+}
+
+impl Inference {
+    /// One inference, start to end.
+    pub async fn infer_one(
+        &self,
+        r: InferRequest,
+        timeout: Option<Duration>,
+    ) -> Result<InferResponse, Status> {
+        let arrived = Instant::now();
+        let deadline = arrived + timeout.unwrap_or(self.default_deadline);
+        let mut v: Violations = Vec::new();
+        if r.model.is_empty() {
+            v.push(("model".into(), "must not be empty".into()));
+        }
+        if !r.version.is_empty() && !r.label.is_empty() {
+            v.push(("label".into(), "give a version or a label, not both".into()));
+        }
+        let method = method(&r, &mut v);
+        let mut inputs = Inputs::new();
+        for (name, value) in &r.inputs {
+            if let Some(iv) = input_value(name, value, &mut v) {
+                inputs.insert(name.clone(), iv);
+            }
+        }
+        if !v.is_empty() {
+            return Err(invalid_argument(
+                format!("invalid request: {} problem(s)", v.len()),
+                v,
+            ));
+        }
+        let (selector, reason) = match (r.version.is_empty(), r.label.is_empty()) {
+            (false, _) => (Some(r.version.as_str()), RoutingReason::Explicit),
+            (true, false) => (Some(r.label.as_str()), RoutingReason::Explicit),
+            (true, true) => (None, RoutingReason::Default),
+        };
+        let resolved = self
+            .catalog
+            .resolve(&r.model, selector)
+            .await
+            .map_err(from_catalog)?;
+        let bound = resolved.compiled.bind(&inputs).map_err(|errs| {
+            let v: Violations = errs.iter().map(input_violation).collect();
+            invalid_argument(
+                format!(
+                    "inputs do not match the model's data declarations: {} problem(s)",
+                    v.len()
+                ),
+                v,
+            )
+        })?;
+        let seed = r.seed.unwrap_or_else(infer::random_seed);
+        let cancel = CancelToken::new().with_deadline(deadline);
+        let _guard = CancelOnDrop(cancel.clone());
+        let bound = bound.with_cancel(cancel.clone());
+        let max_draws = if r.return_draws {
+            if r.max_draws == 0 {
+                1000
+            } else {
+                r.max_draws as usize
+            }
+        } else {
+            0
+        };
+        let job_method = method.clone();
+        let job_cancel = cancel.clone();
+        let started = Instant::now();
+        let (out, queued) = self
+            .pool
+            .run(deadline, move || {
+                infer::run(&bound, &job_method, seed, &job_cancel, max_draws)
+            })
+            .await
+            .map_err(|e| run_error(e, &cancel, deadline))?;
+        let compute = started.elapsed().saturating_sub(queued);
+        let summaries: Vec<OutputSummary> = out.summaries.iter().map(summary).collect();
+        let min_ess = summaries
+            .iter()
+            .map(|s| s.ess_bulk)
+            .fold(f64::INFINITY, f64::min);
+        let max_rhat = summaries
+            .iter()
+            .filter_map(|s| s.rhat)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        let mut warnings = Vec::new();
+        if let Some(rh) = max_rhat.filter(|rh| *rh > 1.01) {
+            warnings.push(format!(
+                "max R-hat {rh:.3} > 1.01: chains have not mixed; run longer"
+            ));
+        }
+        if min_ess.is_finite() && min_ess < 100.0 {
+            warnings.push(format!(
+                "min bulk ESS {min_ess:.0} < 100: estimates are noisy"
+            ));
+        }
+        let version = &resolved.version;
+        Ok(InferResponse {
+            outputs: summaries,
+            log_evidence: out.log_evidence,
+            served_by: Some(ServedBy {
+                model: version.name.clone(),
+                version: version.version.clone(),
+                content_hash: version.content_hash.clone(),
+                rollout_id: String::new(),
+                arm: String::new(),
+                reason: reason as i32,
+                degraded: false,
+            }),
+            timings: Some(Timings {
+                queue_micros: queued.as_micros() as u64,
+                compute_micros: compute.as_micros() as u64,
+                total_micros: arrived.elapsed().as_micros() as u64,
+            }),
+            diagnostics: Some(RunDiagnostics {
+                num_draws: out.num_draws,
+                min_ess_bulk: if min_ess.is_finite() { min_ess } else { 0.0 },
+                max_rhat,
+                acceptance_rate: out.acceptance_rate,
+                resamples: out.resamples,
+                warnings,
+            }),
+            draws: out
+                .draws
+                .into_iter()
+                .map(|(name, values)| OutputDraws { name, values })
+                .collect(),
+            seed,
+            trace_id: crate::telemetry::current_trace_id(),
+            method: method_enum(&method) as i32,
+        })
+    }
+}
 
 type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 
+fn item_status(s: &Status) -> ItemStatus {
+    use tonic_types::StatusExt as _;
+    let field_violations = s
+        .get_error_details()
+        .bad_request()
+        .map(|b| {
+            b.field_violations
+                .iter()
+                .map(|f| FieldViolation {
+                    field: f.field.clone(),
+                    description: f.description.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ItemStatus {
+        code: s.code() as i32,
+        message: s.message().to_owned(),
+        field_violations,
+    }
+}
+
 #[tonic::async_trait]
 impl InferenceService for Inference {
-    async fn infer(&self, _: Request<InferRequest>) -> Result<Response<InferResponse>, Status> {
-        Err(not_yet("Infer", CAPABILITY))
+    async fn infer(&self, req: Request<InferRequest>) -> Result<Response<InferResponse>, Status> {
+        let timeout = grpc_timeout(&req);
+        let r = req.into_inner();
+        let model = r.model.clone();
+        let result = self.infer_one(r, timeout).await;
+        match &result {
+            Ok(resp) => {
+                let v = resp
+                    .served_by
+                    .as_ref()
+                    .map(|s| s.version.as_str())
+                    .unwrap_or_default();
+                tracing::debug!(model = %model, version = %v, "infer ok");
+            }
+            Err(s) => {
+                tracing::debug!(model = %model, code = ?s.code(), message = %s.message(), "infer failed")
+            }
+        }
+        result.map(Response::new)
     }
+
     type InferStreamStream = Stream<InferStreamResponse>;
+
     async fn infer_stream(
         &self,
-        _: Request<Streaming<InferStreamRequest>>,
+        req: Request<Streaming<InferStreamRequest>>,
     ) -> Result<Response<Self::InferStreamStream>, Status> {
-        Err(not_yet("InferStream", CAPABILITY))
+        let timeout = grpc_timeout(&req);
+        let mut incoming = req.into_inner();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<InferStreamResponse, Status>>(
+            STREAM_CONCURRENCY * 2,
+        );
+        let this = self.clone();
+        tokio::spawn(async move {
+            let limit = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Some(item) = incoming.next().await {
+                let item = match item {
+                    Ok(i) => i,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        break;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+                    break;
+                };
+                let (this, tx) = (this.clone(), tx.clone());
+                tasks.spawn(async move {
+                    let id = item.request_id;
+                    let resp = match item.request {
+                        Some(r) => this.infer_one(r, timeout).await,
+                        None => Err(invalid_argument(
+                            "request is required",
+                            vec![("request".into(), "must be set".into())],
+                        )),
+                    };
+                    let msg = match resp {
+                        Ok(r) => InferStreamResponse {
+                            request_id: id,
+                            response: Some(r),
+                            status: Some(ItemStatus::default()),
+                        },
+                        Err(s) => InferStreamResponse {
+                            request_id: id,
+                            response: None,
+                            status: Some(item_status(&s)),
+                        },
+                    };
+                    let _ = tx.send(Ok(msg)).await;
+                    drop(permit);
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
+}
+
+/// Converts proto inputs for tests and tools.
+pub fn inputs_from_proto(map: &BTreeMap<String, Value>) -> Result<Inputs, Violations> {
+    let mut v = Vec::new();
+    let mut out = Inputs::new();
+    for (k, val) in map {
+        if let Some(iv) = input_value(k, val, &mut v) {
+            out.insert(k.clone(), iv);
+        }
+    }
+    if v.is_empty() { Ok(out) } else { Err(v) }
 }

@@ -298,6 +298,20 @@ pub(super) fn labels_and_resolve(store: &dyn Store) {
         store.resolve(name, Some("shadow")),
         Err(StoreError::NotFound { .. })
     ));
+    let summary = store.model_summary(name).ok().flatten().expect("summary");
+    assert_eq!(summary.version_count, 2);
+    assert_eq!(
+        summary.labels.get("stable").map(String::as_str),
+        Some("2.0.0")
+    );
+    assert_eq!(
+        summary.labels.get("canary").map(String::as_str),
+        Some("2.0.0")
+    );
+    assert!(matches!(
+        store.model_summary("conf-no-such-model"),
+        Ok(None)
+    ));
     assert!(matches!(
         store.resolve(name, Some("9.9.9")),
         Err(StoreError::NotFound { .. })

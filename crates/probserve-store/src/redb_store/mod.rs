@@ -172,6 +172,10 @@ impl Store for RedbStore {
         self.read(|txn| registry::list_models(txn, page_size, page_token))
     }
 
+    fn model_summary(&self, name: &str) -> Result<Option<ModelSummary>> {
+        self.read(|txn| registry::model_summary(txn, name))
+    }
+
     fn list_versions(
         &self,
         name: &str,

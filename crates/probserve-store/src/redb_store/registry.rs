@@ -174,6 +174,21 @@ pub(super) fn list_models(
     })
 }
 
+pub(super) fn model_summary(txn: &ReadTransaction, name: &str) -> Result<Option<ModelSummary>> {
+    let models = txn.open_table(MODELS).map_err(be)?;
+    let labels = txn.open_table(LABELS).map_err(be)?;
+    let Some(v) = models.get(name).map_err(be)? else {
+        return Ok(None);
+    };
+    let row: ModelRow = decode("models", v.value())?;
+    Ok(Some(ModelSummary {
+        name: name.to_owned(),
+        version_count: row.version_count,
+        latest_version: row.latest,
+        labels: labels_of(&labels, name)?,
+    }))
+}
+
 pub(super) fn list_versions(
     txn: &ReadTransaction,
     name: &str,

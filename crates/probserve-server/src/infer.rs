@@ -1,0 +1,369 @@
+//! Running one inference: options with defaults and limits, the bounded CPU pool,
+//! and the mapping from the runtime's results and errors to the API.
+//!
+//! Inference never runs on the async reactor: [`InferencePool::run`] waits for one of
+//! `threads` permits (the wait is the reported queue time, bounded by the call's
+//! deadline) and then runs the job on tokio's blocking pool. The job's
+//! [`CancelToken`] carries the deadline and is cancelled when the caller goes away,
+//! so abandoned work stops within about a millisecond.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use probserve_lang::BoundModel;
+use probserve_runtime::{
+    CancelToken, ImportanceConfig, InferError, McmcConfig, ModelError, OutputSummary, PriorConfig,
+    SmcConfig,
+};
+use rand::{Rng as _, SeedableRng as _};
+use tokio::sync::Semaphore;
+
+/// The inference algorithm with its checked options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Prior predictive sampling.
+    Prior {
+        /// Draws.
+        draws: usize,
+    },
+    /// Likelihood-weighted importance sampling.
+    Importance {
+        /// Particles.
+        particles: usize,
+    },
+    /// Sequential Monte Carlo.
+    Smc {
+        /// Particles.
+        particles: usize,
+        /// Resampling threshold on ESS / N.
+        ess_threshold: f64,
+    },
+    /// Adaptive Metropolis-Hastings.
+    Mcmc {
+        /// Chains.
+        chains: usize,
+        /// Warm-up iterations per chain.
+        warmup: usize,
+        /// Kept draws per chain.
+        draws: usize,
+        /// Thinning.
+        thin: usize,
+    },
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    /// One summary per output.
+    pub summaries: Vec<OutputSummary>,
+    /// log p(data), for importance sampling and SMC.
+    pub log_evidence: Option<f64>,
+    /// Equally weighted draws per output (resampled for weighted methods), capped.
+    pub draws: Vec<(String, Vec<f64>)>,
+    /// Draws or particles produced.
+    pub num_draws: u64,
+    /// MCMC acceptance rate.
+    pub acceptance_rate: Option<f64>,
+    /// SMC resampling steps.
+    pub resamples: u32,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The runtime refused or failed.
+    #[error(transparent)]
+    Infer(#[from] InferError),
+    /// The call's deadline passed while waiting for a CPU worker.
+    #[error("deadline exceeded while waiting for a CPU worker ({queued_ms} ms queued)")]
+    QueueDeadline {
+        /// Time spent waiting.
+        queued_ms: u64,
+    },
+    /// The job panicked (a bug; isolated from the server).
+    #[error("inference panicked: {0}")]
+    Panicked(String),
+}
+
+/// The bounded CPU pool for inference.
+#[derive(Debug)]
+pub struct InferencePool {
+    permits: Arc<Semaphore>,
+    threads: usize,
+}
+
+/// Cancels a token when dropped: the caller's future was dropped (client gone,
+/// server timeout), so the blocking job should stop.
+#[derive(Debug)]
+pub struct CancelOnDrop(pub CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+impl InferencePool {
+    /// A pool running at most `threads` inferences at once (0 = number of cores).
+    pub fn new(threads: usize) -> Self {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            threads
+        };
+        Self {
+            permits: Arc::new(Semaphore::new(threads)),
+            threads,
+        }
+    }
+
+    /// Pool size.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Jobs running now.
+    pub fn busy(&self) -> usize {
+        self.threads - self.permits.available_permits()
+    }
+
+    /// Runs `job` on the pool; returns its result and the queue wait.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        deadline: Instant,
+        job: impl FnOnce() -> Result<T, RunError> + Send + 'static,
+    ) -> Result<(T, Duration), RunError> {
+        let queued = Instant::now();
+        let permit = match tokio::time::timeout_at(
+            deadline.into(),
+            Arc::clone(&self.permits).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            // The semaphore is never closed; treat it like a timeout if it were.
+            Ok(Err(_)) | Err(_) => {
+                return Err(RunError::QueueDeadline {
+                    queued_ms: queued.elapsed().as_millis() as u64,
+                });
+            }
+        };
+        let wait = queued.elapsed();
+        let handle = tokio::task::spawn_blocking(move || {
+            let out = job();
+            drop(permit);
+            out
+        });
+        match handle.await {
+            Ok(r) => r.map(|v| (v, wait)),
+            Err(e) if e.is_panic() => {
+                let p = e.into_panic();
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".to_owned());
+                Err(RunError::Panicked(msg))
+            }
+            Err(e) => Err(RunError::Panicked(e.to_string())),
+        }
+    }
+}
+
+/// Systematic resampling of `n` indices from normalized `weights` (deterministic for a seed).
+fn resample(weights: &[f64], n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = rand_xoshiro_like(seed);
+    let total: f64 = weights.iter().sum();
+    if weights.is_empty() || total <= 0.0 || !total.is_finite() {
+        return Vec::new();
+    }
+    let step = total / n as f64;
+    let mut u = rng.random::<f64>() * step;
+    let (mut i, mut acc) = (0usize, weights[0]);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        while u > acc && i + 1 < weights.len() {
+            i += 1;
+            acc += weights[i];
+        }
+        out.push(i);
+        u += step;
+    }
+    out
+}
+
+fn rand_xoshiro_like(seed: u64) -> rand::rngs::StdRng {
+    // A separate stream from the inference's own: the draws returned never shift
+    // the posterior numbers.
+    rand::rngs::StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15)
+}
+
+fn columns(
+    draws: &probserve_runtime::Draws,
+    rows: Option<&[usize]>,
+    cap: usize,
+) -> Vec<(String, Vec<f64>)> {
+    (0..draws.names.len())
+        .map(|j| {
+            let col = draws.column(j);
+            let values: Vec<f64> = match rows {
+                Some(idx) => idx.iter().take(cap).map(|&i| col[i]).collect(),
+                None => col.into_iter().take(cap).collect(),
+            };
+            (draws.names[j].clone(), values)
+        })
+        .collect()
+}
+
+/// Runs `method` on `model` (synchronously; call it through [`InferencePool::run`]).
+/// `max_draws` = 0 returns no draws.
+pub fn run(
+    model: &BoundModel,
+    method: &Method,
+    seed: u64,
+    cancel: &CancelToken,
+    max_draws: usize,
+) -> Result<RunOutput, RunError> {
+    let out = match *method {
+        Method::Prior { draws } => {
+            let r = probserve_runtime::sample_prior(
+                model,
+                &PriorConfig {
+                    draws,
+                    seed,
+                    cancel: cancel.clone(),
+                },
+            )?;
+            RunOutput {
+                summaries: r.summaries(),
+                log_evidence: None,
+                draws: if max_draws > 0 {
+                    columns(&r.draws, None, max_draws)
+                } else {
+                    Vec::new()
+                },
+                num_draws: draws as u64,
+                acceptance_rate: None,
+                resamples: 0,
+            }
+        }
+        Method::Importance { particles } => {
+            let r = probserve_runtime::importance_sampling(
+                model,
+                &ImportanceConfig {
+                    particles,
+                    seed,
+                    cancel: cancel.clone(),
+                },
+            )?;
+            let draws = if max_draws > 0 {
+                let idx = resample(&r.weights, max_draws.min(particles), seed);
+                columns(&r.draws, Some(&idx), max_draws)
+            } else {
+                Vec::new()
+            };
+            RunOutput {
+                summaries: r.summaries(),
+                log_evidence: Some(r.log_marginal_likelihood),
+                draws,
+                num_draws: particles as u64,
+                acceptance_rate: None,
+                resamples: 0,
+            }
+        }
+        Method::Smc {
+            particles,
+            ess_threshold,
+        } => {
+            let r = probserve_runtime::smc(
+                model,
+                &SmcConfig {
+                    particles,
+                    ess_threshold,
+                    seed,
+                    cancel: cancel.clone(),
+                    ..SmcConfig::default()
+                },
+            )?;
+            let draws = if max_draws > 0 {
+                let idx = resample(&r.weights, max_draws.min(particles), seed);
+                columns(&r.draws, Some(&idx), max_draws)
+            } else {
+                Vec::new()
+            };
+            RunOutput {
+                summaries: r.summaries(),
+                log_evidence: Some(r.log_evidence),
+                draws,
+                num_draws: particles as u64,
+                acceptance_rate: Some(r.acceptance_rate),
+                resamples: u32::try_from(r.resamples).unwrap_or(u32::MAX),
+            }
+        }
+        Method::Mcmc {
+            chains,
+            warmup,
+            draws,
+            thin,
+        } => {
+            // One thread per request: parallelism comes from concurrent requests on
+            // the bounded pool; results do not depend on it (per-chain streams).
+            let r = probserve_runtime::mcmc(
+                model,
+                &McmcConfig {
+                    chains,
+                    warmup,
+                    draws,
+                    thin,
+                    threads: 1,
+                    seed,
+                    cancel: cancel.clone(),
+                    ..McmcConfig::default()
+                },
+            )?;
+            let mut out_draws: Vec<(String, Vec<f64>)> = Vec::new();
+            if max_draws > 0 {
+                for chain in &r.chains {
+                    let remaining =
+                        max_draws.saturating_sub(out_draws.first().map_or(0, |(_, v)| v.len()));
+                    if remaining == 0 {
+                        break;
+                    }
+                    let cols = columns(&chain.draws, None, remaining);
+                    if out_draws.is_empty() {
+                        out_draws = cols;
+                    } else {
+                        for ((_, acc), (_, col)) in out_draws.iter_mut().zip(cols) {
+                            acc.extend(col);
+                        }
+                    }
+                }
+            }
+            RunOutput {
+                summaries: r.summaries(),
+                log_evidence: None,
+                draws: out_draws,
+                num_draws: (chains * draws) as u64,
+                acceptance_rate: Some(r.acceptance_rate()),
+                resamples: 0,
+            }
+        }
+    };
+    Ok(out)
+}
+
+/// True when a model error is the language's step budget.
+pub fn is_step_limit(e: &InferError) -> bool {
+    matches!(
+        e,
+        InferError::Model {
+            source: ModelError::StepLimit { .. },
+            ..
+        }
+    )
+}
+
+/// A fresh random seed for requests that carry none.
+pub fn random_seed() -> u64 {
+    rand::rng().random()
+}
