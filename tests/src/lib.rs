@@ -30,6 +30,8 @@ pub fn binary() -> PathBuf {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let status = Command::new(cargo)
             .current_dir(workspace_root())
+            // The test profile reuses the dependencies `cargo test` already built
+            // (a dev-profile build would compile the whole tree a second time).
             .args([
                 "build",
                 "-q",
@@ -37,11 +39,14 @@ pub fn binary() -> PathBuf {
                 "probserve-server",
                 "--bin",
                 "probserve",
+                "--profile",
+                "test",
             ])
             .status()
             .expect("running cargo build");
         assert!(status.success(), "cargo build of probserve failed");
-        // target/<profile>/deps/<test-exe> → target/debug/probserve
+        // target/debug/deps/<test-exe> → target/debug/probserve (the test profile's
+        // output directory is `debug`).
         let exe = std::env::current_exe().expect("current exe");
         let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
         target.join("debug").join("probserve")

@@ -128,17 +128,13 @@ async fn metrics_counters_move_after_calls() {
         .get_rollout(probserve_proto::v1::GetRolloutRequest { id: "x".into() })
         .await
         .unwrap_err();
-    assert_eq!(e.code(), tonic::Code::Unimplemented);
-    assert!(
-        e.message().contains("not implemented yet"),
-        "{}",
-        e.message()
-    );
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(e.message().contains("\"x\""), "{}", e.message());
     let text = server.metrics();
     assert_eq!(
         metric_value(
             &text,
-            "probserve_rpc_handled_total{method=\"/probserve.v1.ExperimentService/GetRollout\",code=\"UNIMPLEMENTED\"}"
+            "probserve_rpc_handled_total{method=\"/probserve.v1.ExperimentService/GetRollout\",code=\"NOT_FOUND\"}"
         ),
         1.0,
         "{text}"

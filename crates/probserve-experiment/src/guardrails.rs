@@ -175,8 +175,11 @@ fn rate_check(
                     CheckStatus::Pass
                 }
             }
-            // Zero variance in both arms with a positive candidate rate cannot happen
-            // here (candidate has ≥ min_events events); treat any other failure as no data.
+            // The test needs variance; with none in either arm (the baseline never
+            // fails, the candidate always does) the separation is complete: both arms
+            // have at least the minimum samples and the candidate at least
+            // `min_events` events, so this is a breach, not a lack of data.
+            Err(_) if b == 0.0 && c == 1.0 => CheckStatus::Breach,
             Err(_) => CheckStatus::InsufficientData,
         }
     } else {

@@ -66,7 +66,7 @@ pub struct RolloutState {
     pub kill_switch: bool,
     /// Per-key overrides (routing key → version).
     pub overrides: BTreeMap<String, String>,
-    /// Why the rollout is paused, if it is.
+    /// Why the rollout is paused, rolled back or aborted, if it is.
     pub hold_reason: Option<String>,
     /// Incremented on every transition.
     pub revision: u64,
@@ -289,7 +289,7 @@ impl Rollout {
         if reason.is_empty() {
             reason = reason_string(&cmd, &actor);
         }
-        if cmd == Command::Pause {
+        if matches!(cmd, Command::Pause | Command::Rollback | Command::Abort) {
             next.hold_reason = Some(reason.clone());
         }
         let audit = AuditRecord {

@@ -476,3 +476,53 @@ fn guardrails_still_watch_a_paused_rollout() {
     );
     assert!(e.transition.is_none());
 }
+
+#[test]
+fn a_candidate_that_always_fails_against_a_baseline_that_never_does_is_rolled_back() {
+    // Zero variance in both arms: the sequential test cannot run, but the separation
+    // is complete, so this is a breach (found wiring the server: before, it read as
+    // "insufficient data" forever).
+    use probserve_experiment::metrics::Observation;
+    let mut r = canary();
+    r.execute(Command::Start, op(), "", Timestamp(0)).unwrap();
+    let mut m = RolloutMetrics::default();
+    for _ in 0..600u32 {
+        for (version, error) in [("v1", false), ("v2", true)] {
+            m.record(
+                version,
+                Timestamp(2),
+                &Observation {
+                    latency_ms: 10.0,
+                    error,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let e = evaluate(&r, &m, None, Timestamp(3)).unwrap();
+    assert!(
+        matches!(e.verdict, Verdict::Rollback(ref why) if why.contains("ErrorRate")),
+        "{:?}",
+        e.verdict
+    );
+    // Both arms perfect: no breach.
+    let mut ok = RolloutMetrics::default();
+    for _ in 0..600u32 {
+        for version in ["v1", "v2"] {
+            ok.record(
+                version,
+                Timestamp(2),
+                &Observation {
+                    latency_ms: 10.0,
+                    ..Default::default()
+                },
+            );
+        }
+    }
+    let e = evaluate(&r, &ok, None, Timestamp(3)).unwrap();
+    assert!(
+        !matches!(e.verdict, Verdict::Rollback(_)),
+        "{:?}",
+        e.verdict
+    );
+}

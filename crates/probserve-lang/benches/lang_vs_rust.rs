@@ -328,7 +328,40 @@ criterion_group! {
     targets = benches
 }
 
+/// One workload, run `reps` times, for instruction counting:
+/// `LANG_PROFILE=lr-lang valgrind --tool=callgrind --toggle-collect='*profile_work*' <bench binary>`
+/// (workloads: temp-lang, temp-rust, lr-lang, lr-rust, es-lang, es-rust).
+#[inline(never)]
+fn profile_work(which: &str, reps: usize) {
+    let (x, y) = regression_data();
+    let temp = temp_lang();
+    let lr = linreg_lang(&x, &y);
+    let lr_rust = LinRegRust { x, y };
+    let es = eight_lang();
+    for _ in 0..reps {
+        match which {
+            "temp-lang" => drop(black_box(
+                ps::importance_sampling(&temp, &is_cfg()).unwrap(),
+            )),
+            "temp-rust" => drop(black_box(
+                ps::importance_sampling(&TempRust { reading: 22.0 }, &is_cfg()).unwrap(),
+            )),
+            "lr-lang" => drop(black_box(ps::mcmc(&lr, &mh_cfg()).unwrap())),
+            "lr-rust" => drop(black_box(ps::mcmc(&lr_rust, &mh_cfg()).unwrap())),
+            "es-lang" => drop(black_box(ps::mcmc(&es, &mh_cfg()).unwrap())),
+            "es-rust" => drop(black_box(ps::mcmc(&EightRust, &mh_cfg()).unwrap())),
+            _ => panic!("unknown workload {which}"),
+        }
+    }
+}
+
 fn main() {
+    if let Ok(which) = std::env::var("LANG_PROFILE") {
+        let (x, y) = regression_data();
+        check_equivalence(&x, &y);
+        profile_work(&which, 1);
+        return;
+    }
     group();
     Criterion::default().configure_from_args().final_summary();
     ratio_table();

@@ -57,6 +57,7 @@ pub(crate) fn for_each_dist<'a>(body: &'a [St], f: &mut impl FnMut(&'a DistEx)) 
                 for_each_dist(b, f);
             }
             St::For { body, .. } => for_each_dist(body, f),
+            St::ObsLoop(l) => for_each_dist(std::slice::from_ref(&l.body), f),
             St::Assign(..) | St::Factor { .. } => {}
         }
     }
@@ -118,6 +119,38 @@ pub(crate) enum St {
         hi: Ex,
         body: Vec<St>,
     },
+    /// A `for` loop whose only statement observes `y[var] ~ normal(mean, scale)`
+    /// with a scale the loop does not change: run natively (see `crate::fuse`).
+    ObsLoop(Box<ObsLoop>),
+}
+
+/// A fused observation loop: `for var in lo..hi { y[var] ~ normal(mean, scale); }`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ObsLoop {
+    pub(crate) var: u32,
+    pub(crate) lo: Ex,
+    pub(crate) hi: Ex,
+    /// The original observation, run as is whenever the fast path does not apply (it
+    /// then reports exactly the error the unfused loop would).
+    pub(crate) body: St,
+    pub(crate) site: SiteId,
+    /// The observed data vector.
+    pub(crate) y: u32,
+    pub(crate) mean: Mean,
+    /// The scale expression (it does not mention `var`).
+    pub(crate) scale: Ex,
+    /// `DistEx::id` of the normal.
+    pub(crate) dist: u32,
+}
+
+/// The mean of a fused observation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Mean {
+    /// `a + b * x[var]` (in any operand order) with `a`, `b` constants or slots other
+    /// than the loop variable.
+    Affine { a: Ex, b: Ex, x: u32 },
+    /// Any other expression.
+    Any(Ex),
 }
 
 /// A bind-time value derived from the data.

@@ -36,6 +36,7 @@ mod builtins;
 mod check;
 pub mod diag;
 mod exec;
+mod fuse;
 mod ir;
 mod lexer;
 mod model;

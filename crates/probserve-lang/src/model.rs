@@ -198,6 +198,8 @@ pub fn compile(source: &str) -> Result<CompiledModel, Diagnostics> {
         latents: checked.latents,
         outputs: checked.output_names,
     };
+    let mut program = checked.program;
+    crate::fuse::fuse(&mut program.body);
     let vec_names = info
         .data
         .iter()
@@ -209,7 +211,7 @@ pub fn compile(source: &str) -> Result<CompiledModel, Diagnostics> {
             vec_names,
             info,
             array_names: checked.array_names,
-            program: checked.program,
+            program,
             data_index: checked.data_index,
         }),
     })

@@ -4,6 +4,12 @@
 //! Versions are immutable, so a compiled program never goes stale: the cache is
 //! keyed by content hash and only bounded in size. Store calls are synchronous and
 //! run on tokio's blocking pool; compilation is CPU work and runs there too.
+//!
+//! Resolutions (name + version/label → version) are cached too, tagged with the
+//! store's [`registry_generation`](Store::registry_generation) read before the
+//! lookup: a hit needs the generation unchanged, so a label move or a new version
+//! is seen by the next call, and the hot path of `Infer` makes no store call and no
+//! thread hop. A backend that reports no generation is never cached.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -49,16 +55,31 @@ pub struct ResolvedModel {
     pub compiled: Arc<CompiledModel>,
 }
 
+/// Cached resolutions kept at most; beyond this the cache is cleared.
+const MAX_RESOLVED: usize = 4096;
+
+/// A resolution and the registry generation it was looked up under.
+#[derive(Debug, Clone)]
+struct CachedResolution {
+    generation: u64,
+    resolved: ResolvedModel,
+}
+
+/// model name → selector (`""` for none) → resolution.
+type ResolutionCache = HashMap<String, HashMap<String, CachedResolution>>;
+
 /// The catalog; cheap to share behind an `Arc`.
 pub struct Catalog {
     store: Arc<dyn Store>,
     compiled: Mutex<HashMap<String, Arc<CompiledModel>>>,
+    resolved: parking_lot::RwLock<ResolutionCache>,
 }
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
             .field("cached", &self.compiled.lock().len())
+            .field("resolved", &self.resolved.read().len())
             .finish()
     }
 }
@@ -84,6 +105,7 @@ impl Catalog {
         Self {
             store,
             compiled: Mutex::new(HashMap::new()),
+            resolved: parking_lot::RwLock::new(HashMap::new()),
         }
     }
 
@@ -143,6 +165,45 @@ impl Catalog {
         name: &str,
         selector: Option<&str>,
     ) -> Result<ResolvedModel, CatalogError> {
+        // Read before the lookup: a write that lands during it moves the generation
+        // past this one, so the entry stored below is never served after it.
+        let generation = self.store.registry_generation();
+        if let Some(hit) = generation.and_then(|g| self.cached_resolution(name, selector, g)) {
+            return Ok(hit);
+        }
+        let resolved = self.resolve_uncached(name, selector).await?;
+        if let Some(g) = generation {
+            let mut cache = self.resolved.write();
+            if cache.values().map(HashMap::len).sum::<usize>() >= MAX_RESOLVED {
+                cache.clear();
+            }
+            cache.entry(name.to_owned()).or_default().insert(
+                selector.unwrap_or_default().to_owned(),
+                CachedResolution {
+                    generation: g,
+                    resolved: resolved.clone(),
+                },
+            );
+        }
+        Ok(resolved)
+    }
+
+    fn cached_resolution(
+        &self,
+        name: &str,
+        selector: Option<&str>,
+        generation: u64,
+    ) -> Option<ResolvedModel> {
+        let cache = self.resolved.read();
+        let hit = cache.get(name)?.get(selector.unwrap_or_default())?;
+        (hit.generation == generation).then(|| hit.resolved.clone())
+    }
+
+    async fn resolve_uncached(
+        &self,
+        name: &str,
+        selector: Option<&str>,
+    ) -> Result<ResolvedModel, CatalogError> {
         let store = Arc::clone(&self.store);
         let (name, selector) = (name.to_owned(), selector.map(str::to_owned));
         let version = blocking(move || store.resolve(&name, selector.as_deref())).await??;
@@ -188,4 +249,71 @@ impl Catalog {
 /// Milliseconds since the Unix epoch, for records.
 pub fn unix_millis() -> u64 {
     now_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probserve_store::RedbStore;
+
+    fn new_version(name: &str, version: &str, mean: f64) -> NewModelVersion {
+        NewModelVersion {
+            name: name.into(),
+            version: version.into(),
+            source: format!("model {name} {{\n  mu ~ normal({mean:.1}, 1.0);\n  output mu;\n}}\n"),
+            description: String::new(),
+            labels: Default::default(),
+            created_at_millis: 0,
+        }
+    }
+
+    fn catalog() -> (tempfile::TempDir, Catalog) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(dir.path().join("store.redb")).expect("open");
+        (dir, Catalog::new(Arc::new(store)))
+    }
+
+    #[tokio::test]
+    async fn cached_resolution_follows_label_moves_and_new_versions() {
+        let (_dir, cat) = catalog();
+        cat.register(new_version("m", "1.0.0", 0.0))
+            .await
+            .expect("v1");
+        let a = cat.resolve("m", None).await.expect("resolve");
+        let b = cat.resolve("m", None).await.expect("resolve again");
+        assert_eq!(a.version.version, "1.0.0");
+        assert!(
+            Arc::ptr_eq(&a.version, &b.version),
+            "second call is a cache hit"
+        );
+
+        cat.register(new_version("m", "2.0.0", 1.0))
+            .await
+            .expect("v2");
+        let c = cat.resolve("m", None).await.expect("after register");
+        assert_eq!(c.version.version, "2.0.0", "latest moved");
+
+        let pin = cat.with_store(|s| s.set_label("m", "stable", "1.0.0"));
+        pin.await.expect("label");
+        let d = cat.resolve("m", None).await.expect("after label");
+        assert_eq!(d.version.version, "1.0.0", "stable label wins at once");
+        assert_eq!(
+            cat.resolve("m", Some("stable"))
+                .await
+                .expect("by label")
+                .version
+                .version,
+            "1.0.0"
+        );
+        let unpin = cat.with_store(|s| s.delete_label("m", "stable"));
+        unpin.await.expect("delete label");
+        let e = cat.resolve("m", None).await.expect("after delete");
+        assert_eq!(e.version.version, "2.0.0");
+        assert!(matches!(
+            cat.resolve("m", Some("stable")).await,
+            Err(CatalogError::Store(
+                probserve_store::StoreError::NotFound { .. }
+            ))
+        ));
+    }
 }

@@ -57,6 +57,8 @@ pub struct Config {
     pub default_deadline_ms: u64,
     /// Register the built-in example models at start-up.
     pub builtin_models: bool,
+    /// How often the rollout controller evaluates running rollouts, milliseconds.
+    pub controller_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -77,6 +79,7 @@ impl Default for Config {
             inference_threads: 0,
             default_deadline_ms: 30_000,
             builtin_models: true,
+            controller_interval_ms: 5_000,
         }
     }
 }
@@ -155,6 +158,9 @@ impl Config {
         }
         if self.max_concurrent_streams == 0 {
             return bad("max_concurrent_streams", "must be at least 1");
+        }
+        if !(10..=3_600_000).contains(&self.controller_interval_ms) {
+            return bad("controller_interval_ms", "must be between 10 and 3600000");
         }
         if self.default_deadline_ms == 0 {
             return bad("default_deadline_ms", "must be at least 1");

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod config;
 pub mod infer;
+pub mod rollouts;
 pub mod server;
 pub mod services;
 pub mod state;

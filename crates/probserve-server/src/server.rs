@@ -150,8 +150,18 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         HealthState::Healthy,
         format!("{} CPU workers", pool.threads()),
     );
+    let rollouts = crate::rollouts::Rollouts::load(Arc::clone(catalog.store()))
+        .await
+        .map_err(|e| anyhow::anyhow!("loading rollouts: {e}"))?;
+    let (controller_stop, controller_rx) = tokio::sync::watch::channel(false);
+    let controller = crate::rollouts::spawn_controller(
+        Arc::clone(&rollouts),
+        Duration::from_millis(config.controller_interval_ms),
+        controller_rx,
+    );
     let inference = services::inference::Inference::new(
         Arc::clone(&catalog),
+        Arc::clone(&rollouts),
         Arc::clone(&pool),
         Duration::from_millis(config.default_deadline_ms),
     );
@@ -195,9 +205,12 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
             .max_encoding_message_size(max),
         )
         .add_service(
-            ExperimentServiceServer::new(services::experiments::Experiments)
-                .max_decoding_message_size(max)
-                .max_encoding_message_size(max),
+            ExperimentServiceServer::new(services::experiments::Experiments::new(
+                Arc::clone(&rollouts),
+                Arc::clone(&catalog),
+            ))
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max),
         )
         .add_service(
             DiagnosticsServiceServer::new(services::diagnostics::Diagnostics::new(Arc::clone(
@@ -213,7 +226,9 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         let _ = metrics_stop_rx.await;
     }));
     let serve = tokio::spawn(router.serve_with_incoming_shutdown(
-        tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+        // tonic ignores the builder's tcp_nodelay for caller-supplied listeners; without
+        // it Nagle + delayed ACK cost ~40 ms per unary call.
+        tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
         async move {
             let _ = stop_rx.await;
         },
@@ -249,6 +264,13 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
                 }
             }
         }
+    }
+    let _ = controller_stop.send(true);
+    if tokio::time::timeout(Duration::from_secs(5), controller)
+        .await
+        .is_err()
+    {
+        tracing::warn!("controller did not stop in time");
     }
     let _ = metrics_stop_tx.send(());
     if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(2), metrics_task)

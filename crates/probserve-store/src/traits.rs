@@ -94,6 +94,18 @@ pub trait Store: Send + Sync + 'static {
     /// Nothing matches → [`NotFound`](crate::StoreError::NotFound).
     fn resolve(&self, name: &str, version_or_label: Option<&str>) -> Result<ModelVersion>;
 
+    /// A counter that changes after every committed write that can change what
+    /// [`Store::resolve`] returns (a version registered or archived, a label set or
+    /// deleted), or `None` when this backend cannot tell (for example a database
+    /// shared with other processes).
+    ///
+    /// Callers may cache a resolution tagged with the generation read *before* the
+    /// lookup and reuse it while the generation is unchanged; with `None` they must
+    /// not cache. Reading it never blocks.
+    fn registry_generation(&self) -> Option<u64> {
+        None
+    }
+
     // ----- rollouts -----
 
     /// Writes rollout state with optimistic concurrency and returns the new revision.

@@ -36,6 +36,11 @@ pub(crate) enum Prebuilt {
     Full(Dist),
     /// A normal whose scale is known from the data (the mean varies).
     NormalScale(Normal),
+    /// A fully known normal (kept concrete so that handlers need no dispatch).
+    Normal(Normal),
+    /// A normal whose scale is an element of a data vector, `normal(mean, s[i])`: one
+    /// normalizer per element (`None` where the element is not a valid scale).
+    NormalScales(Box<[Option<Normal>]>),
 }
 
 /// Per-run scratch memory, reused across runs on the same thread.
@@ -162,9 +167,18 @@ pub(crate) fn prebuild(c: &Compiled, data: &BoundData) -> Vec<Prebuilt> {
                 let normal = |mu: f64, sigma: f64| Normal::new(mu, sigma);
                 let built: Result<Dist, probserve_runtime::DistError> =
                     dispatch!(d, value, normal, go);
-                built.map_or(Prebuilt::Nothing, Prebuilt::Full)
+                match built {
+                    Ok(Dist::Normal(n)) => Prebuilt::Normal(n),
+                    Ok(dist) => Prebuilt::Full(dist),
+                    Err(_) => Prebuilt::Nothing,
+                }
             } else if d.kind == DistKind::Normal && known(1) {
                 Normal::new(0.0, value(1)).map_or(Prebuilt::Nothing, Prebuilt::NormalScale)
+            } else if d.kind == DistKind::Normal
+                && let Some(Ex::VecElem(v, _)) = d.args.get(1)
+                && let Some(scales) = data.vecs.get(*v as usize)
+            {
+                Prebuilt::NormalScales(scales.iter().map(|&s| Normal::new(0.0, s).ok()).collect())
             } else {
                 Prebuilt::Nothing
             };

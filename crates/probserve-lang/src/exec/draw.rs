@@ -1,7 +1,7 @@
 //! [`Draw`]: the output values of one run.
 
 /// Values kept inline in a [`Draw`] before it spills to the heap.
-pub(crate) const INLINE: usize = 6;
+pub(crate) const INLINE: usize = 10;
 
 /// The outputs of one run: inline for up to six values, so small models never allocate.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use crate::ir::{Ex, OutputItem};
 use crate::model::Compiled;
 
 use super::draw::INLINE;
-use super::{ArrayBuf, BoundData, CHECK_EVERY, Draw, Fault, Run, Stop};
+use super::{ArrayBuf, BoundData, CHECK_EVERY, Draw, Fault, Run, Stop, index};
 
 impl<'a, H> Run<'a, H> {
     pub(crate) fn new(
@@ -56,9 +56,8 @@ impl<'a, H> Run<'a, H> {
             .vecs
             .get(v as usize)
             .map_or(&[][..], Vec::as_slice);
-        // `as usize` saturates, so only negative indices need their own test.
-        match vec.get(i as usize) {
-            Some(x) if i >= 0.0 => *x,
+        match vec.get(index(i)) {
+            Some(x) => *x,
             _ => {
                 self.fault.set(Some(Fault::VecIndex { vec: v, index: i }));
                 f64::NAN
@@ -99,9 +98,8 @@ impl<'a, H> Run<'a, H> {
     #[inline]
     fn arr_elem(&self, a: u32, i: f64) -> f64 {
         let buf = self.arrays.get(a as usize);
-        let k = i as usize;
-        match buf.and_then(|b| b.get(k)) {
-            Some(v) if i >= 0.0 => v,
+        match buf.and_then(|b| b.get(index(i))) {
+            Some(v) => v,
             _ => {
                 self.fault.set(Some(Fault::Unassigned { arr: a, index: i }));
                 f64::NAN
@@ -116,6 +114,22 @@ impl<'a, H> Run<'a, H> {
             Some(x) => self.operand(x),
             None => f64::NAN,
         }
+    }
+
+    /// The bind-time normal of `normal(mean, s[i])` at the current `i`, if `i` is a
+    /// valid index with a valid scale (otherwise the caller takes the general path,
+    /// which reports any problem exactly as an unprepared site would).
+    #[inline(always)]
+    pub(super) fn scale_at<'t>(
+        &self,
+        args: &[Ex],
+        table: &'t [Option<Normal>],
+    ) -> Option<&'t Normal> {
+        let Some(Ex::VecElem(_, idx)) = args.get(1) else {
+            return None;
+        };
+        let i = self.leaf(idx);
+        table.get(index(i))?.as_ref()
     }
 
     /// A normal distribution, reusing the normalizer of the last one built when the

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use probserve_runtime::{
     Address, Bernoulli, Beta, Binomial, CancelToken, Cauchy, DistError, Exponential, Gamma,
     Geometric, HalfNormal, Handler, InverseGamma, LogNormal, ModelError, NegativeBinomial, Normal,
-    Poisson, StudentT, Uniform,
+    Poisson, SiteId, StudentT, Uniform,
 };
 
 use crate::builtins::DistKind;
@@ -63,6 +63,7 @@ macro_rules! dispatch {
 mod data;
 mod draw;
 mod eval;
+mod fused;
 
 pub(crate) use data::{ArrayBuf, BoundData, Prebuilt, UNSET, eval_extent, prebuild, with_frame};
 pub use draw::Draw;
@@ -175,7 +176,13 @@ impl<H: Handler> Run<'_, H> {
             St::Sample { site, dest, dist } => {
                 let base = Address::site(*site);
                 let (addr, idx) = match dest {
-                    Dest::Slot(_) => (base, None),
+                    Dest::Slot(s) => {
+                        let v = self.sample(base, dist)?;
+                        if let Some(slot) = self.slots.get_mut(*s as usize) {
+                            *slot = v;
+                        }
+                        return Ok(());
+                    }
                     Dest::Arr(a, i) => {
                         let i = self.array_index(*a, i)?;
                         (base.at_usize(i), Some(i))
@@ -191,19 +198,12 @@ impl<H: Handler> Run<'_, H> {
                     ObsTarget::Elem(v, i) => {
                         let i = self.operand(i);
                         let x = self.vec_elem(*v, i);
-                        (base.at_usize(i as usize), x)
+                        (base.at_usize(index(i)), x)
                     }
                 };
                 self.observe(addr, dist, value)?;
             }
-            St::Factor { site, value } => {
-                let v = self.operand(value);
-                let v = self.checked(v)?;
-                let addr = Address::site(*site).at(self.factor_count);
-                self.factor_count = self.factor_count.wrapping_add(1);
-                let r = self.h.factor(addr, v);
-                self.handled(r)?;
-            }
+            St::Factor { site, value } => self.factor(*site, value)?,
             St::If(c, a, b) => {
                 let c = self.operand(c);
                 if self.checked(c)? != 0.0 {
@@ -212,23 +212,40 @@ impl<H: Handler> Run<'_, H> {
                     self.block(b)?;
                 }
             }
-            St::For { var, lo, hi, body } => {
-                let lo = self.operand(lo);
-                let lo = self.checked(lo)?;
-                let hi = self.operand(hi);
-                let hi = self.checked(hi)?;
-                let mut i = lo;
-                while i < hi {
-                    self.tick(1)?;
-                    if let Some(s) = self.slots.get_mut(*var as usize) {
-                        *s = i;
-                    }
-                    self.block(body)?;
-                    i += 1.0;
-                }
-            }
+            St::For { var, lo, hi, body } => self.for_loop(*var, lo, hi, body)?,
+            St::ObsLoop(l) => self.obs_loop(l)?,
         }
         Ok(())
+    }
+
+    /// `for var in lo..hi { body }` (kept out of `stmt` so that straight-line
+    /// statements pay no register pressure for it).
+    #[inline(never)]
+    fn for_loop(&mut self, var: u32, lo: &Ex, hi: &Ex, body: &[St]) -> Step {
+        let lo = self.operand(lo);
+        let lo = self.checked(lo)?;
+        let hi = self.operand(hi);
+        let hi = self.checked(hi)?;
+        let mut i = lo;
+        while i < hi {
+            self.tick(1)?;
+            if let Some(s) = self.slots.get_mut(var as usize) {
+                *s = i;
+            }
+            self.block(body)?;
+            i += 1.0;
+        }
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn factor(&mut self, site: SiteId, value: &Ex) -> Step {
+        let v = self.operand(value);
+        let v = self.checked(v)?;
+        let addr = Address::site(site).at(self.factor_count);
+        self.factor_count = self.factor_count.wrapping_add(1);
+        let r = self.h.factor(addr, v);
+        self.handled(r)
     }
 
     /// Stores a value; `idx` is the already evaluated array index, if any.
@@ -266,19 +283,26 @@ impl<H: Handler> Run<'_, H> {
         Ok(())
     }
 
+    #[inline(always)]
     fn array_index(&mut self, a: u32, i: &Ex) -> Result<usize, Stop> {
         let x = self.operand(i);
         let x = self.checked(x)?;
         if x >= 0.0 && x < MAX_ARRAY_INDEX as f64 {
-            Ok(x as usize)
+            Ok(x as i64 as usize)
         } else {
-            let msg = format!(
-                "index {x} of `{}` is out of range (0 to {})",
-                self.array_name(a),
-                MAX_ARRAY_INDEX - 1
-            );
-            self.fail(ModelError::Other(msg))
+            self.bad_array_index(a, x)
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_array_index(&mut self, a: u32, x: f64) -> Result<usize, Stop> {
+        let msg = format!(
+            "index {x} of `{}` is out of range (0 to {})",
+            self.array_name(a),
+            MAX_ARRAY_INDEX - 1
+        );
+        self.fail(ModelError::Other(msg))
     }
 
     /// Runs a handler call on a normal built from a bind-time scale.
@@ -310,6 +334,17 @@ impl<H: Handler> Run<'_, H> {
             Some(Prebuilt::NormalScale(n)) => {
                 let built = n.with_mean(self.arg(args, 0));
                 return self.normal_site(addr, built, |h, d| h.sample(addr, d));
+            }
+            Some(Prebuilt::Normal(n)) => {
+                let r = self.h.sample(addr, n);
+                return self.handled(r);
+            }
+            Some(Prebuilt::NormalScales(t)) => {
+                let mu = self.arg(args, 0);
+                if let Some(n) = self.scale_at(args, t) {
+                    let built = n.with_mean(mu);
+                    return self.normal_site(addr, built, |h, d| h.sample(addr, d));
+                }
             }
             _ => {}
         }
@@ -344,6 +379,18 @@ impl<H: Handler> Run<'_, H> {
                 let built = n.with_mean(self.arg(args, 0));
                 return self.normal_site(addr, built, |h, d| h.observe(addr, d, x));
             }
+            Some(Prebuilt::Normal(n)) => {
+                self.checked(0.0)?;
+                let r = self.h.observe(addr, n, x);
+                return self.handled(r);
+            }
+            Some(Prebuilt::NormalScales(t)) => {
+                let mu = self.arg(args, 0);
+                if let Some(n) = self.scale_at(args, t) {
+                    let built = n.with_mean(mu);
+                    return self.normal_site(addr, built, |h, d| h.observe(addr, d, x));
+                }
+            }
             _ => {}
         }
         let normal = |mu: f64, sigma: f64| self.normal(mu, sigma);
@@ -362,6 +409,17 @@ impl<H: Handler> Run<'_, H> {
             }};
         }
         dispatch!(d, e, normal, go)
+    }
+}
+
+/// `i` as a slice index: exact for valid indices, `usize::MAX` for negatives and NaN
+/// (so `get` fails). Cheaper than the saturating `as usize`.
+#[inline(always)]
+fn index(i: f64) -> usize {
+    if i >= 0.0 {
+        i as i64 as usize
+    } else {
+        usize::MAX
     }
 }
 

@@ -1,19 +1,114 @@
-//! `ExperimentService`: every RPC answers UNIMPLEMENTED until the rollout control
-//! plane is wired to the server. The engine itself (routing, plans, statistics,
-//! guardrails) exists in `probserve-experiment`; what is missing is its state in the
-//! store, the controller loop and these handlers. Nothing here pretends to work.
+//! `ExperimentService`: create, inspect, drive and watch rollouts. The engine is
+//! `probserve-experiment`; state lives in [`crate::rollouts::Rollouts`], which persists
+//! every change (with its audit record) before applying it.
 
+use std::sync::Arc;
+
+use probserve_experiment::audit::Actor;
+use probserve_experiment::rollout::{Command, Rollout};
 use probserve_proto::v1::experiment_service_server::ExperimentService;
 use probserve_proto::v1::*;
-use tonic::{Request, Response, Status};
+use tokio_stream::StreamExt as _;
+use tonic::{Code, Request, Response, Status};
 
-use super::status::not_yet;
-
-const CAPABILITY: &str = "the rollout control plane (experiments over gRPC)";
+use super::status::{from_catalog, invalid_argument, with_reason};
+use crate::catalog::Catalog;
+use crate::rollouts::convert::{analysis_to_proto, rollout_to_proto, spec_from_proto};
+use crate::rollouts::{RolloutError, Rollouts, now};
 
 /// The ExperimentService handler.
-#[derive(Debug, Default)]
-pub struct Experiments;
+#[derive(Debug, Clone)]
+pub struct Experiments {
+    rollouts: Arc<Rollouts>,
+    catalog: Arc<Catalog>,
+}
+
+impl Experiments {
+    /// A handler over `rollouts`, checking versions in `catalog`.
+    pub fn new(rollouts: Arc<Rollouts>, catalog: Arc<Catalog>) -> Self {
+        Self { rollouts, catalog }
+    }
+}
+
+/// The gRPC status for a rollout error.
+pub fn from_rollout(e: RolloutError) -> Status {
+    use probserve_experiment::ExperimentError as E;
+    match e {
+        RolloutError::NotFound(id) => with_reason(
+            Code::NotFound,
+            format!("rollout {id:?} not found"),
+            "NOT_FOUND",
+        ),
+        RolloutError::AlreadyExists(msg) => with_reason(Code::AlreadyExists, msg, "ALREADY_EXISTS"),
+        e @ RolloutError::StaleRevision { .. } => {
+            with_reason(Code::Aborted, e.to_string(), "CONFLICT")
+        }
+        RolloutError::Engine(E::InvalidConfig { field, reason })
+        | RolloutError::Command(probserve_experiment::RolloutError::Config(E::InvalidConfig {
+            field,
+            reason,
+        })) => invalid_argument(
+            format!("invalid rollout plan: {field}: {reason}"),
+            vec![(format!("spec.{field}"), reason)],
+        ),
+        RolloutError::Engine(e) => invalid_argument(e.to_string(), vec![]),
+        RolloutError::Command(e @ probserve_experiment::RolloutError::UnknownVersion(_)) => {
+            invalid_argument(e.to_string(), vec![("version".into(), e.to_string())])
+        }
+        RolloutError::Command(e) => with_reason(
+            Code::FailedPrecondition,
+            e.to_string(),
+            "INVALID_TRANSITION",
+        ),
+        RolloutError::Store(e) => from_catalog(crate::catalog::CatalogError::Store(e)),
+        RolloutError::Internal(msg) => with_reason(Code::Internal, msg, "INTERNAL"),
+    }
+}
+
+fn actor(name: &str) -> Result<Actor, Status> {
+    if name.trim().is_empty() {
+        return Err(invalid_argument(
+            "actor is required for the audit log",
+            vec![("context.actor".into(), "must not be empty".into())],
+        ));
+    }
+    Ok(Actor::Operator(name.to_owned()))
+}
+
+impl Experiments {
+    fn view(&self, id: &str) -> Result<Rollout, Status> {
+        Ok(self
+            .rollouts
+            .get(id)
+            .ok_or_else(|| from_rollout(RolloutError::NotFound(id.to_owned())))?
+            .1)
+    }
+
+    async fn run(
+        &self,
+        ctx: Option<CommandContext>,
+        command: Command,
+    ) -> Result<probserve_proto::v1::Rollout, Status> {
+        let ctx = ctx.ok_or_else(|| {
+            invalid_argument(
+                "context is required",
+                vec![("context".into(), "must be set".into())],
+            )
+        })?;
+        let who = actor(&ctx.actor)?;
+        let r = self
+            .rollouts
+            .command(&ctx.id, command, who, &ctx.reason, ctx.expected_revision)
+            .await
+            .map_err(from_rollout)?;
+        let model = self
+            .rollouts
+            .get(&ctx.id)
+            .map(|(m, _)| m)
+            .unwrap_or_default();
+        Ok(rollout_to_proto(&model, &r))
+    }
+}
 
 type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 
@@ -21,87 +116,251 @@ type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Sta
 impl ExperimentService for Experiments {
     async fn create_rollout(
         &self,
-        _: Request<CreateRolloutRequest>,
+        req: Request<CreateRolloutRequest>,
     ) -> Result<Response<CreateRolloutResponse>, Status> {
-        Err(not_yet("CreateRollout", CAPABILITY))
+        let r = req.into_inner();
+        let who = actor(&r.actor).map_err(|_| {
+            invalid_argument(
+                "actor is required",
+                vec![("actor".into(), "must not be empty".into())],
+            )
+        })?;
+        probserve_store::validate::validate_identifier("id", &r.id)
+            .map_err(|e| invalid_argument(e.to_string(), vec![("id".into(), e.to_string())]))?;
+        let p = r.spec.ok_or_else(|| {
+            invalid_argument(
+                "spec is required",
+                vec![("spec".into(), "must be set".into())],
+            )
+        })?;
+        for (field, v) in [
+            ("spec.baseline_version", &p.baseline_version),
+            ("spec.candidate_version", &p.candidate_version),
+        ] {
+            if v.is_empty() {
+                return Err(invalid_argument(
+                    format!("{field} is required"),
+                    vec![(field.into(), "must not be empty".into())],
+                ));
+            }
+            let (name, version) = (p.model.clone(), v.clone());
+            self.catalog
+                .with_store(move |s| s.resolve(&name, Some(&version)))
+                .await
+                .map_err(from_catalog)?;
+        }
+        let mirrors = p.strategy == RolloutStrategy::Shadow as i32
+            || p.steps.iter().any(|s| s.mirror_bps > 0);
+        if mirrors {
+            // The engine plans and analyses mirrored traffic, but the server does not
+            // execute shadow calls yet; a shadow plan would wait forever for evidence.
+            return Err(super::status::not_yet(
+                "mirrored (shadow) traffic",
+                "shadow execution in the server",
+            ));
+        }
+        let spec = spec_from_proto(&r.id, &p).map_err(|e| from_rollout(RolloutError::Engine(e)))?;
+        let rollout = Rollout::new(spec).map_err(|e| from_rollout(RolloutError::Engine(e)))?;
+        let created = self
+            .rollouts
+            .create(p.model.clone(), rollout, who, r.reason, r.start)
+            .await
+            .map_err(from_rollout)?;
+        Ok(Response::new(CreateRolloutResponse {
+            rollout: Some(rollout_to_proto(&p.model, &created)),
+        }))
     }
+
     async fn get_rollout(
         &self,
-        _: Request<GetRolloutRequest>,
+        req: Request<GetRolloutRequest>,
     ) -> Result<Response<GetRolloutResponse>, Status> {
-        Err(not_yet("GetRollout", CAPABILITY))
+        let id = req.into_inner().id;
+        let (model, r) = self
+            .rollouts
+            .get(&id)
+            .ok_or_else(|| from_rollout(RolloutError::NotFound(id.clone())))?;
+        Ok(Response::new(GetRolloutResponse {
+            rollout: Some(rollout_to_proto(&model, &r)),
+        }))
     }
+
     async fn list_rollouts(
         &self,
-        _: Request<ListRolloutsRequest>,
+        req: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
-        Err(not_yet("ListRollouts", CAPABILITY))
+        let r = req.into_inner();
+        let mut list: Vec<probserve_proto::v1::Rollout> = self
+            .rollouts
+            .list()
+            .into_iter()
+            .filter(|(m, ro)| {
+                (r.model.is_empty() || *m == r.model)
+                    && (!r.active_only || !ro.state.phase.is_terminal())
+            })
+            .map(|(m, ro)| rollout_to_proto(&m, &ro))
+            .collect();
+        list.sort_by(|a, b| {
+            let t = |x: &probserve_proto::v1::Rollout| {
+                x.status
+                    .as_ref()
+                    .and_then(|s| s.started_at)
+                    .map(|t| (t.seconds, t.nanos))
+            };
+            t(b).cmp(&t(a)).then(a.id.cmp(&b.id))
+        });
+        Ok(Response::new(ListRolloutsResponse { rollouts: list }))
     }
+
     async fn advance_rollout(
         &self,
-        _: Request<AdvanceRolloutRequest>,
+        req: Request<AdvanceRolloutRequest>,
     ) -> Result<Response<AdvanceRolloutResponse>, Status> {
-        Err(not_yet("AdvanceRollout", CAPABILITY))
+        let r = self.run(req.into_inner().context, Command::Advance).await?;
+        Ok(Response::new(AdvanceRolloutResponse { rollout: Some(r) }))
     }
+
     async fn pause_rollout(
         &self,
-        _: Request<PauseRolloutRequest>,
+        req: Request<PauseRolloutRequest>,
     ) -> Result<Response<PauseRolloutResponse>, Status> {
-        Err(not_yet("PauseRollout", CAPABILITY))
+        let r = self.run(req.into_inner().context, Command::Pause).await?;
+        Ok(Response::new(PauseRolloutResponse { rollout: Some(r) }))
     }
+
     async fn resume_rollout(
         &self,
-        _: Request<ResumeRolloutRequest>,
+        req: Request<ResumeRolloutRequest>,
     ) -> Result<Response<ResumeRolloutResponse>, Status> {
-        Err(not_yet("ResumeRollout", CAPABILITY))
+        let r = self.run(req.into_inner().context, Command::Resume).await?;
+        Ok(Response::new(ResumeRolloutResponse { rollout: Some(r) }))
     }
+
     async fn promote_rollout(
         &self,
-        _: Request<PromoteRolloutRequest>,
+        req: Request<PromoteRolloutRequest>,
     ) -> Result<Response<PromoteRolloutResponse>, Status> {
-        Err(not_yet("PromoteRollout", CAPABILITY))
+        let r = self.run(req.into_inner().context, Command::Promote).await?;
+        Ok(Response::new(PromoteRolloutResponse { rollout: Some(r) }))
     }
+
     async fn rollback_rollout(
         &self,
-        _: Request<RollbackRolloutRequest>,
+        req: Request<RollbackRolloutRequest>,
     ) -> Result<Response<RollbackRolloutResponse>, Status> {
-        Err(not_yet("RollbackRollout", CAPABILITY))
+        let r = self
+            .run(req.into_inner().context, Command::Rollback)
+            .await?;
+        Ok(Response::new(RollbackRolloutResponse { rollout: Some(r) }))
     }
+
     async fn abort_rollout(
         &self,
-        _: Request<AbortRolloutRequest>,
+        req: Request<AbortRolloutRequest>,
     ) -> Result<Response<AbortRolloutResponse>, Status> {
-        Err(not_yet("AbortRollout", CAPABILITY))
+        let r = self.run(req.into_inner().context, Command::Abort).await?;
+        Ok(Response::new(AbortRolloutResponse { rollout: Some(r) }))
     }
+
     async fn set_kill_switch(
         &self,
-        _: Request<SetKillSwitchRequest>,
+        req: Request<SetKillSwitchRequest>,
     ) -> Result<Response<SetKillSwitchResponse>, Status> {
-        Err(not_yet("SetKillSwitch", CAPABILITY))
+        let r = req.into_inner();
+        let out = self
+            .run(r.context, Command::KillSwitch { on: r.enabled })
+            .await?;
+        Ok(Response::new(SetKillSwitchResponse { rollout: Some(out) }))
     }
+
     async fn set_override(
         &self,
-        _: Request<SetOverrideRequest>,
+        req: Request<SetOverrideRequest>,
     ) -> Result<Response<SetOverrideResponse>, Status> {
-        Err(not_yet("SetOverride", CAPABILITY))
+        let r = req.into_inner();
+        if r.routing_key.is_empty() {
+            return Err(invalid_argument(
+                "routing_key is required",
+                vec![("routing_key".into(), "must not be empty".into())],
+            ));
+        }
+        let command = if r.version.is_empty() {
+            Command::ClearOverride { key: r.routing_key }
+        } else {
+            Command::SetOverride {
+                key: r.routing_key,
+                version: r.version,
+            }
+        };
+        let out = self.run(r.context, command).await?;
+        Ok(Response::new(SetOverrideResponse { rollout: Some(out) }))
     }
+
     async fn record_outcome(
         &self,
-        _: Request<RecordOutcomeRequest>,
+        req: Request<RecordOutcomeRequest>,
     ) -> Result<Response<RecordOutcomeResponse>, Status> {
-        Err(not_yet("RecordOutcome", CAPABILITY))
+        let r = req.into_inner();
+        if r.routing_key.is_empty() || r.metric.is_empty() {
+            return Err(invalid_argument(
+                "routing_key and metric are required",
+                vec![
+                    ("routing_key".into(), "must not be empty".into()),
+                    ("metric".into(), "must not be empty".into()),
+                ],
+            ));
+        }
+        let version = self
+            .rollouts
+            .record_outcome(&r.id, &r.routing_key, &r.metric, r.value)
+            .map_err(from_rollout)?;
+        Ok(Response::new(RecordOutcomeResponse { version }))
     }
+
     async fn get_analysis(
         &self,
-        _: Request<GetAnalysisRequest>,
+        req: Request<GetAnalysisRequest>,
     ) -> Result<Response<GetAnalysisResponse>, Status> {
-        Err(not_yet("GetAnalysis", CAPABILITY))
+        let id = req.into_inner().id;
+        let r = self.view(&id)?;
+        let metrics = self
+            .rollouts
+            .metrics(&id)
+            .ok_or_else(|| from_rollout(RolloutError::NotFound(id.clone())))?;
+        let eval = probserve_experiment::controller::evaluate(&r, &metrics, None, now())
+            .map_err(|e| from_rollout(RolloutError::Engine(e)))?;
+        Ok(Response::new(analysis_to_proto(&r, &eval)))
     }
+
     type WatchRolloutStream = Stream<WatchRolloutResponse>;
+
     async fn watch_rollout(
         &self,
-        _: Request<WatchRolloutRequest>,
+        req: Request<WatchRolloutRequest>,
     ) -> Result<Response<Self::WatchRolloutStream>, Status> {
-        Err(not_yet("WatchRollout", CAPABILITY))
+        let id = req.into_inner().id;
+        let rx = self.rollouts.subscribe();
+        let (model, current) = self
+            .rollouts
+            .get(&id)
+            .ok_or_else(|| from_rollout(RolloutError::NotFound(id.clone())))?;
+        let first = tokio_stream::once(Ok(WatchRolloutResponse {
+            rollout: Some(rollout_to_proto(&model, &current)),
+            change: String::new(),
+        }));
+        let changes =
+            tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |ev| match ev {
+                Ok(ev) if ev.rollout.spec.id == id => Some(Ok(WatchRolloutResponse {
+                    rollout: Some(rollout_to_proto(&ev.model, &ev.rollout)),
+                    change: ev.change,
+                })),
+                Ok(_) => None,
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    Some(Err(Status::data_loss(format!(
+                        "watcher fell behind by {n} changes; call GetRollout and watch again"
+                    ))))
+                }
+            });
+        Ok(Response::new(Box::pin(first.chain(changes))))
     }
 }

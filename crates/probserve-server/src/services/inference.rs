@@ -16,6 +16,9 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::status::{from_catalog, invalid_argument, with_reason};
 use crate::catalog::Catalog;
 use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
+use crate::rollouts::{Rollouts, Routed};
+use probserve_experiment::metrics::Observation;
+use probserve_experiment::routing::Reason;
 
 /// Limits on options (documented in inference.proto).
 const MAX_SAMPLES: u32 = 1_000_000;
@@ -29,6 +32,7 @@ const STREAM_CONCURRENCY: usize = 8;
 #[derive(Debug, Clone)]
 pub struct Inference {
     catalog: Arc<Catalog>,
+    rollouts: Arc<Rollouts>,
     pool: Arc<InferencePool>,
     default_deadline: Duration,
 }
@@ -37,11 +41,13 @@ impl Inference {
     /// A handler over `catalog`, running on `pool`.
     pub fn new(
         catalog: Arc<Catalog>,
+        rollouts: Arc<Rollouts>,
         pool: Arc<InferencePool>,
         default_deadline: Duration,
     ) -> Self {
         Self {
             catalog,
+            rollouts,
             pool,
             default_deadline,
         }
@@ -216,6 +222,16 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
     }
 }
 
+fn routing_reason(r: &Reason) -> RoutingReason {
+    match r {
+        Reason::KillSwitch => RoutingReason::KillSwitch,
+        Reason::Override => RoutingReason::Override,
+        Reason::Segment(_) => RoutingReason::Segment,
+        Reason::Split => RoutingReason::Split,
+        Reason::Default => RoutingReason::Default,
+    }
+}
+
 fn summary(s: &probserve_runtime::OutputSummary) -> OutputSummary {
     OutputSummary {
         name: s.name.clone(),
@@ -264,10 +280,21 @@ impl Inference {
                 v,
             ));
         }
-        let (selector, reason) = match (r.version.is_empty(), r.label.is_empty()) {
-            (false, _) => (Some(r.version.as_str()), RoutingReason::Explicit),
-            (true, false) => (Some(r.label.as_str()), RoutingReason::Explicit),
-            (true, true) => (None, RoutingReason::Default),
+        let seed = r.seed.unwrap_or_else(infer::random_seed);
+        let routed: Option<Routed> = if r.version.is_empty() && r.label.is_empty() {
+            let key = (!r.routing_key.is_empty()).then_some(r.routing_key.as_str());
+            self.rollouts.route(&r.model, key, &r.attributes, seed)
+        } else {
+            None
+        };
+        let (selector, reason) = match (&routed, r.version.is_empty(), r.label.is_empty()) {
+            (Some(rt), _, _) => (
+                Some(rt.decision.version.as_str()),
+                routing_reason(&rt.decision.reason),
+            ),
+            (None, false, _) => (Some(r.version.as_str()), RoutingReason::Explicit),
+            (None, true, false) => (Some(r.label.as_str()), RoutingReason::Explicit),
+            (None, true, true) => (None, RoutingReason::Default),
         };
         let resolved = self
             .catalog
@@ -284,7 +311,6 @@ impl Inference {
                 v,
             )
         })?;
-        let seed = r.seed.unwrap_or_else(infer::random_seed);
         let cancel = CancelToken::new().with_deadline(deadline);
         let _guard = CancelOnDrop(cancel.clone());
         let bound = bound.with_cancel(cancel.clone());
@@ -300,13 +326,30 @@ impl Inference {
         let job_method = method.clone();
         let job_cancel = cancel.clone();
         let started = Instant::now();
-        let (out, queued) = self
+        let result = self
             .pool
             .run(deadline, move || {
                 infer::run(&bound, &job_method, seed, &job_cancel, max_draws)
             })
             .await
-            .map_err(|e| run_error(e, &cancel, deadline))?;
+            .map_err(|e| run_error(e, &cancel, deadline));
+        if let Some(rt) = &routed {
+            let (error, timeout) = match &result {
+                Ok(_) => (false, false),
+                Err(s) if s.code() == Code::DeadlineExceeded => (false, true),
+                Err(s) if s.code() == Code::Cancelled => (false, false),
+                Err(_) => (true, false),
+            };
+            let first = result.as_ref().ok().and_then(|(o, _)| o.summaries.first());
+            rt.record(&Observation {
+                latency_ms: arrived.elapsed().as_secs_f64() * 1000.0,
+                error,
+                timeout,
+                output_mean: first.map(|s| s.mean),
+                output_sd: first.map(|s| s.sd),
+            });
+        }
+        let (out, queued) = result?;
         let compute = started.elapsed().saturating_sub(queued);
         let summaries: Vec<OutputSummary> = out.summaries.iter().map(summary).collect();
         let min_ess = summaries
@@ -336,8 +379,14 @@ impl Inference {
                 model: version.name.clone(),
                 version: version.version.clone(),
                 content_hash: version.content_hash.clone(),
-                rollout_id: String::new(),
-                arm: String::new(),
+                rollout_id: routed
+                    .as_ref()
+                    .map(|r| r.rollout_id.clone())
+                    .unwrap_or_default(),
+                arm: routed
+                    .as_ref()
+                    .map(|r| r.arm.to_owned())
+                    .unwrap_or_default(),
                 reason: reason as i32,
                 degraded: false,
             }),

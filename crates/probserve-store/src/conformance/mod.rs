@@ -37,6 +37,10 @@ pub const CASES: &[Case] = &[
     ),
     ("labels_and_resolve", registry::labels_and_resolve),
     ("archive", registry::archive),
+    (
+        "registry_generation_tracks_writes",
+        registry::registry_generation_tracks_writes,
+    ),
     ("rollout_revisions", state::rollout_revisions),
     ("audit_log", state::audit_log),
     (

@@ -425,3 +425,39 @@ pub(super) fn archive(store: &dyn Store) {
         .map(|m| (m.version_count, m.latest_version));
     assert_eq!(count, Some((3, None)), "archived versions still count");
 }
+
+/// If a backend reports a registry generation, every registry write moves it and
+/// reads do not (a resolution cached under a stale generation would serve the
+/// wrong version).
+pub(super) fn registry_generation_tracks_writes(store: &dyn Store) {
+    let Some(mut last) = store.registry_generation() else {
+        return;
+    };
+    let name = "conf-generation";
+    let mut moved = |what: &str, store: &dyn Store| {
+        let now = store
+            .registry_generation()
+            .expect("generation stays reported");
+        assert_ne!(now, last, "registry generation did not move after {what}");
+        last = now;
+    };
+    created(store, name, "1.0.0", "one");
+    moved("register", store);
+    created(store, name, "2.0.0", "two");
+    moved("second register", store);
+    store.set_label(name, "stable", "1.0.0").expect("set label");
+    moved("set_label", store);
+    store.delete_label(name, "stable").expect("delete label");
+    moved("delete_label", store);
+    store.archive_version(name, "2.0.0").expect("archive");
+    moved("archive_version", store);
+    let before = store.registry_generation();
+    let _ = store.resolve(name, None);
+    let _ = store.get_version(name, "1.0.0");
+    let _ = store.list_models(10, "");
+    assert_eq!(
+        store.registry_generation(),
+        before,
+        "a read moved the generation"
+    );
+}

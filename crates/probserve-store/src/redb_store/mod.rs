@@ -11,6 +11,7 @@ mod tables;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, Durability, ReadTransaction, ReadableTable, WriteTransaction};
 
@@ -33,6 +34,9 @@ use crate::validate::{validate_blob_key, validate_identifier};
 pub struct RedbStore {
     db: Database,
     path: PathBuf,
+    /// Bumped after each committed registry write (see [`Store::registry_generation`]);
+    /// exact because the file lock makes this the only writer.
+    registry_generation: AtomicU64,
 }
 
 impl fmt::Debug for RedbStore {
@@ -62,7 +66,11 @@ impl RedbStore {
             other => backend_error(other),
         })?;
         migrations::migrate(&db)?;
-        Ok(Self { db, path })
+        Ok(Self {
+            db,
+            path,
+            registry_generation: AtomicU64::new(0),
+        })
     }
 
     /// Path of the store file.
@@ -88,6 +96,14 @@ impl RedbStore {
         let out = f(&txn)?;
         txn.commit().map_err(backend_error)?;
         Ok(out)
+    }
+
+    /// [`Self::write`] for registry changes: bumps the registry generation after the
+    /// commit (also after a failed one, which is merely conservative).
+    fn write_registry<T>(&self, f: impl FnOnce(&WriteTransaction) -> Result<T>) -> Result<T> {
+        let out = self.write(f);
+        self.registry_generation.fetch_add(1, Ordering::AcqRel);
+        out
     }
 
     /// Runs `f` on a consistent read snapshot.
@@ -155,7 +171,7 @@ fn append_audit_in(txn: &WriteTransaction, entry: &AuditEntry) -> Result<u64> {
 impl Store for RedbStore {
     fn register_version(&self, rec: NewModelVersion) -> Result<RegisterOutcome> {
         let checked = registry::CheckedNew::try_from(rec)?;
-        self.write(|txn| registry::register(txn, checked))
+        self.write_registry(|txn| registry::register(txn, checked))
     }
 
     fn get_version(&self, name: &str, version: &str) -> Result<Option<ModelVersion>> {
@@ -188,25 +204,29 @@ impl Store for RedbStore {
 
     fn archive_version(&self, name: &str, version: &str) -> Result<ModelVersion> {
         let key = registry::VersionKey::new(name, version)?;
-        self.write(|txn| registry::archive(txn, &key))
+        self.write_registry(|txn| registry::archive(txn, &key))
     }
 
     fn set_label(&self, name: &str, label: &str, version: &str) -> Result<Option<String>> {
         let key = registry::VersionKey::new(name, version)?;
         crate::validate::validate_label(label)?;
-        self.write(|txn| registry::set_label(txn, &key, label))
+        self.write_registry(|txn| registry::set_label(txn, &key, label))
     }
 
     fn delete_label(&self, name: &str, label: &str) -> Result<Option<String>> {
         crate::validate::validate_model_name(name)?;
         crate::validate::validate_label(label)?;
-        self.write(|txn| registry::delete_label(txn, name, label))
+        self.write_registry(|txn| registry::delete_label(txn, name, label))
     }
 
     fn get_label(&self, name: &str, label: &str) -> Result<Option<String>> {
         crate::validate::validate_model_name(name)?;
         crate::validate::validate_label(label)?;
         self.read(|txn| registry::get_label(txn, name, label))
+    }
+
+    fn registry_generation(&self) -> Option<u64> {
+        Some(self.registry_generation.load(Ordering::Acquire))
     }
 
     fn resolve(&self, name: &str, version_or_label: Option<&str>) -> Result<ModelVersion> {

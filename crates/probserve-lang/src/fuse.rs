@@ -1,0 +1,118 @@
+//! Compile-time fusion of hot statement patterns into forms the executor runs
+//! natively.
+//!
+//! Today one pattern: a `for` loop whose only statement observes a data-vector
+//! element at the loop variable under a normal whose scale the loop does not change,
+//! `for i in lo..hi { y[i] ~ normal(mean, scale); }`, becomes [`St::ObsLoop`]. Means of
+//! the form `a + b * x[i]` are recognized so that they cost one multiply-add per
+//! element. Fusion changes no result: the same floating-point operations run in the
+//! same order (IEEE addition and multiplication are commutative), and the original
+//! statement is kept for every iteration the fast path does not cover.
+
+use crate::builtins::{DistKind, Fn2};
+use crate::ir::{Ex, Mean, ObsLoop, ObsTarget, St};
+
+/// Rewrites every fusable statement of `body`, depth first.
+pub(crate) fn fuse(body: &mut [St]) {
+    for st in body.iter_mut() {
+        match st {
+            St::If(_, a, b) => {
+                fuse(a);
+                fuse(b);
+            }
+            St::For { body, .. } => fuse(body),
+            _ => {}
+        }
+        if let Some(l) = obs_loop(st) {
+            *st = St::ObsLoop(Box::new(l));
+        }
+    }
+}
+
+fn obs_loop(st: &St) -> Option<ObsLoop> {
+    let St::For { var, lo, hi, body } = st else {
+        return None;
+    };
+    let [
+        obs @ St::Observe {
+            site,
+            target: ObsTarget::Elem(y, Ex::Slot(iv)),
+            dist,
+        },
+    ] = body.as_slice()
+    else {
+        return None;
+    };
+    if iv != var || dist.kind != DistKind::Normal {
+        return None;
+    }
+    let [mean, scale] = &*dist.args else {
+        return None;
+    };
+    if mentions(scale, *var) {
+        return None;
+    }
+    let mean = affine(mean, *var).unwrap_or_else(|| Mean::Any(mean.clone()));
+    Some(ObsLoop {
+        var: *var,
+        lo: lo.clone(),
+        hi: hi.clone(),
+        body: obs.clone(),
+        site: *site,
+        y: *y,
+        mean,
+        scale: scale.clone(),
+        dist: dist.id,
+    })
+}
+
+/// True when `e` reads slot `var`.
+fn mentions(e: &Ex, var: u32) -> bool {
+    match e {
+        Ex::Slot(s) => *s == var,
+        Ex::Const(_) | Ex::Derived(_) => false,
+        Ex::VecElem(_, a) | Ex::ArrElem(_, a) | Ex::Call1(_, a) => mentions(a, var),
+        Ex::Call2(_, a, b) | Ex::And(a, b) | Ex::Or(a, b) => mentions(a, var) || mentions(b, var),
+        Ex::Cond(c, a, b) => mentions(c, var) || mentions(a, var) || mentions(b, var),
+    }
+}
+
+/// A constant or a slot other than the loop variable.
+fn invariant_leaf(e: &Ex, var: u32) -> bool {
+    match e {
+        Ex::Const(_) => true,
+        Ex::Slot(s) => *s != var,
+        _ => false,
+    }
+}
+
+/// `a + b * x[var]`, with the operands of `+` and `*` in either order.
+fn affine(e: &Ex, var: u32) -> Option<Mean> {
+    let Ex::Call2(Fn2::Add, p, q) = e else {
+        return None;
+    };
+    let (a, m) = if invariant_leaf(p, var) {
+        (p, q)
+    } else if invariant_leaf(q, var) {
+        (q, p)
+    } else {
+        return None;
+    };
+    let Ex::Call2(Fn2::Mul, r, s) = &**m else {
+        return None;
+    };
+    let elem = |e: &Ex| match e {
+        Ex::VecElem(x, i) if **i == Ex::Slot(var) => Some(*x),
+        _ => None,
+    };
+    let (b, x) = match (elem(r), elem(s)) {
+        (None, Some(x)) if invariant_leaf(r, var) => (r, x),
+        (Some(x), None) if invariant_leaf(s, var) => (s, x),
+        _ => return None,
+    };
+    Some(Mean::Affine {
+        a: (**a).clone(),
+        b: (**b).clone(),
+        x,
+    })
+}

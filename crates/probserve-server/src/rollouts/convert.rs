@@ -1,0 +1,281 @@
+//! Conversions between the proto's rollout messages and the experiment engine's
+//! types, with the defaults the proto documents.
+
+use probserve_experiment::controller::{Evaluation, Verdict};
+use probserve_experiment::plan::{PrimaryMetric, RolloutSpec, Strategy};
+use probserve_experiment::rollout::{Phase, Rollout};
+use probserve_experiment::{ExperimentError, Timestamp};
+use probserve_proto::v1 as pb;
+
+/// Default canary steps: 5 → 25 → 50 → 100 %, one minute each.
+const DEFAULT_CANARY: &[(u32, u64)] = &[
+    (500, 60_000),
+    (2_500, 60_000),
+    (5_000, 60_000),
+    (10_000, 60_000),
+];
+/// Default calls per arm before a step may advance.
+const DEFAULT_MIN_SAMPLES: u64 = 200;
+
+fn duration_ms(d: Option<&prost_types::Duration>) -> u64 {
+    d.map_or(0, |d| {
+        u64::try_from(d.seconds).unwrap_or(0) * 1000
+            + u64::try_from(d.nanos).unwrap_or(0) / 1_000_000
+    })
+}
+
+fn to_duration(ms: u64) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: (ms / 1000) as i64,
+        nanos: ((ms % 1000) * 1_000_000) as i32,
+    }
+}
+
+fn to_timestamp(t: Option<Timestamp>) -> Option<prost_types::Timestamp> {
+    t.map(|t| prost_types::Timestamp {
+        seconds: (t.0 / 1000) as i64,
+        nanos: ((t.0 % 1000) * 1_000_000) as i32,
+    })
+}
+
+/// Builds and validates the engine's plan from the proto's, applying defaults.
+pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, ExperimentError> {
+    let (base, cand) = (p.baseline_version.as_str(), p.candidate_version.as_str());
+    let min_samples = p
+        .steps
+        .first()
+        .map(|s| s.min_samples_per_arm)
+        .filter(|n| *n > 0)
+        .unwrap_or(DEFAULT_MIN_SAMPLES);
+    let steps: Vec<(u32, u64)> = if p.steps.is_empty() {
+        DEFAULT_CANARY.to_vec()
+    } else {
+        p.steps
+            .iter()
+            .map(|s| (s.candidate_bps, duration_ms(s.min_duration.as_ref())))
+            .collect()
+    };
+    let strategy =
+        pb::RolloutStrategy::try_from(p.strategy).unwrap_or(pb::RolloutStrategy::Unspecified);
+    let mut spec = match strategy {
+        pb::RolloutStrategy::Shadow => {
+            let mirror = p
+                .steps
+                .first()
+                .map(|s| s.mirror_bps)
+                .filter(|b| *b > 0)
+                .unwrap_or(10_000);
+            RolloutSpec::shadow(id, base, cand, mirror)?
+        }
+        pb::RolloutStrategy::Canary | pb::RolloutStrategy::Unspecified => {
+            RolloutSpec::canary(id, base, cand, &steps, min_samples)?
+        }
+        pb::RolloutStrategy::Rolling => RolloutSpec::rolling(id, base, cand, &steps)?,
+        pb::RolloutStrategy::AbTest => {
+            let cand_bps = p
+                .steps
+                .first()
+                .map(|s| s.candidate_bps)
+                .filter(|b| *b > 0 && *b < 10_000)
+                .unwrap_or(5_000);
+            let name = if p.primary_metric.is_empty() {
+                "conversion".to_owned()
+            } else {
+                p.primary_metric.clone()
+            };
+            RolloutSpec::ab_test(
+                id,
+                base,
+                cand,
+                (10_000 - cand_bps, cand_bps),
+                PrimaryMetric {
+                    name,
+                    binary: true,
+                    higher_is_better: true,
+                },
+                min_samples,
+            )?
+        }
+        pb::RolloutStrategy::BlueGreen => RolloutSpec::blue_green(id, base, cand)?,
+    };
+    // Per-step gates the constructors do not take.
+    if matches!(
+        strategy,
+        pb::RolloutStrategy::Canary
+            | pb::RolloutStrategy::Rolling
+            | pb::RolloutStrategy::Unspecified
+    ) {
+        for (st, ps) in spec.steps.iter_mut().zip(&p.steps) {
+            st.manual_approval |= ps.manual_approval;
+            if ps.min_samples_per_arm > 0 {
+                st.min_samples_per_arm = ps.min_samples_per_arm;
+            }
+            if ps.mirror_bps > 0 {
+                st.mirror_bps = ps.mirror_bps;
+            }
+        }
+    }
+    if let Some(g) = &p.guardrails {
+        if g.max_error_rate_ratio > 0.0 {
+            spec.guardrails.max_error_rate_ratio = g.max_error_rate_ratio;
+        }
+        if g.max_timeout_rate_ratio > 0.0 {
+            spec.guardrails.max_timeout_rate_ratio = g.max_timeout_rate_ratio;
+        }
+        if g.max_p95_latency_ratio > 0.0 {
+            spec.guardrails.max_p95_ratio = g.max_p95_latency_ratio;
+        }
+        if g.min_samples_per_arm > 0 {
+            spec.guardrails.min_samples_per_arm = g.min_samples_per_arm;
+        }
+    }
+    spec.auto_promote = p.auto_promote;
+    spec.validate()?;
+    Ok(spec)
+}
+
+fn strategy(s: Strategy) -> pb::RolloutStrategy {
+    match s {
+        Strategy::Shadow => pb::RolloutStrategy::Shadow,
+        Strategy::Canary => pb::RolloutStrategy::Canary,
+        Strategy::AbTest => pb::RolloutStrategy::AbTest,
+        Strategy::BlueGreen => pb::RolloutStrategy::BlueGreen,
+        Strategy::Rolling => pb::RolloutStrategy::Rolling,
+    }
+}
+
+/// The proto phase.
+pub fn phase(p: Phase) -> pb::RolloutPhase {
+    match p {
+        Phase::Pending => pb::RolloutPhase::Pending,
+        Phase::Running => pb::RolloutPhase::Running,
+        Phase::Paused => pb::RolloutPhase::Paused,
+        Phase::Promoted => pb::RolloutPhase::Promoted,
+        Phase::RolledBack => pb::RolloutPhase::RolledBack,
+        Phase::Aborted => pb::RolloutPhase::Aborted,
+    }
+}
+
+fn bps(share: f64) -> u32 {
+    (share * 10_000.0).round().clamp(0.0, 10_000.0) as u32
+}
+
+/// The proto view of a rollout.
+pub fn rollout_to_proto(model: &str, r: &Rollout) -> pb::Rollout {
+    let spec = &r.spec;
+    let st = &r.state;
+    let candidate_bps = match st.phase {
+        Phase::Running | Phase::Paused if !st.kill_switch => spec
+            .steps
+            .get(st.step)
+            .map_or(0, |s| bps(spec.candidate_share(s))),
+        Phase::Promoted => 10_000,
+        _ => 0,
+    };
+    pb::Rollout {
+        id: spec.id.clone(),
+        spec: Some(pb::RolloutSpec {
+            model: model.to_owned(),
+            baseline_version: spec.baseline.clone(),
+            candidate_version: spec.candidate.clone(),
+            strategy: strategy(spec.strategy) as i32,
+            steps: spec
+                .steps
+                .iter()
+                .map(|s| pb::RolloutStep {
+                    candidate_bps: bps(spec.candidate_share(s)),
+                    mirror_bps: s.mirror_bps,
+                    min_duration: Some(to_duration(s.min_duration_ms)),
+                    min_samples_per_arm: s.min_samples_per_arm,
+                    manual_approval: s.manual_approval,
+                })
+                .collect(),
+            guardrails: Some(pb::Guardrails {
+                max_error_rate_ratio: spec.guardrails.max_error_rate_ratio,
+                max_timeout_rate_ratio: spec.guardrails.max_timeout_rate_ratio,
+                max_p95_latency_ratio: spec.guardrails.max_p95_ratio,
+                min_samples_per_arm: spec.guardrails.min_samples_per_arm,
+            }),
+            primary_metric: spec
+                .primary_metric
+                .as_ref()
+                .map(|m| m.name.clone())
+                .unwrap_or_default(),
+            auto_promote: spec.auto_promote,
+        }),
+        status: Some(pb::RolloutStatus {
+            phase: phase(st.phase) as i32,
+            step: u32::try_from(st.step).unwrap_or(u32::MAX),
+            candidate_bps,
+            kill_switch: st.kill_switch,
+            overrides: st.overrides.clone().into_iter().collect(),
+            reason: st.hold_reason.clone().unwrap_or_default(),
+            revision: st.revision,
+            started_at: to_timestamp(st.started_at),
+            step_started_at: to_timestamp(st.step_started_at),
+        }),
+    }
+}
+
+/// The proto analysis from a controller evaluation (not applied).
+pub fn analysis_to_proto(r: &Rollout, e: &Evaluation) -> pb::GetAnalysisResponse {
+    let snap = &e.snapshot;
+    let arms = snap
+        .arms
+        .iter()
+        .map(|(version, a)| pb::ArmMetrics {
+            version: version.clone(),
+            calls: a.requests,
+            error_rate: if a.requests == 0 {
+                0.0
+            } else {
+                a.errors as f64 / a.requests as f64
+            },
+            timeout_rate: if a.requests == 0 {
+                0.0
+            } else {
+                a.timeouts as f64 / a.requests as f64
+            },
+            p95_latency_ms: a.p95_ms.unwrap_or(0.0),
+            primary_mean: 0.0,
+        })
+        .collect();
+    let guardrails = snap
+        .guardrails
+        .as_ref()
+        .map(|g| {
+            g.checks
+                .iter()
+                .map(|c| pb::GuardrailCheck {
+                    metric: format!("{:?}", c.metric),
+                    baseline: c.baseline,
+                    candidate: c.candidate,
+                    limit: c.limit,
+                    status: format!("{:?}", c.status).to_lowercase(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (verdict, explanation) = match &e.verdict {
+        Verdict::Idle => (
+            "idle",
+            format!("phase {:?}: nothing to evaluate", r.state.phase),
+        ),
+        Verdict::Hold(why) => ("continue", why.join("; ")),
+        Verdict::Advance => ("advance", "every gate of the step is met".to_owned()),
+        Verdict::Promote => ("promote", "the plan is complete".to_owned()),
+        Verdict::Rollback(why) => ("rollback", why.clone()),
+        Verdict::Pause(why) => ("hold", why.clone()),
+    };
+    let seq = snap.sequential.as_ref();
+    pb::GetAnalysisResponse {
+        arms,
+        guardrails,
+        sequential_p_value: seq.map_or(1.0, |s| s.p_value),
+        effect_low: seq.map_or(f64::NEG_INFINITY, |s| s.ci.0),
+        effect_high: seq.map_or(f64::INFINITY, |s| s.ci.1),
+        srm_p_value: snap.srm.as_ref().map_or(1.0, |s| s.p_value),
+        verdict: verdict.to_owned(),
+        explanation,
+    }
+}
