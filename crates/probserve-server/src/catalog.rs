@@ -18,6 +18,8 @@ use parking_lot::Mutex;
 use probserve_lang::{CompiledModel, Diagnostics};
 use probserve_store::{ModelVersion, NewModelVersion, RegisterOutcome, Store, StoreError};
 
+use crate::run_cost::RunCost;
+
 /// Compiled programs kept at most; beyond this the cache is cleared (versions are
 /// recompiled on next use, which takes microseconds).
 const MAX_CACHED: usize = 4096;
@@ -53,6 +55,8 @@ pub struct ResolvedModel {
     pub version: Arc<ModelVersion>,
     /// Its compiled program.
     pub compiled: Arc<CompiledModel>,
+    /// Its learned run cost (shared by every resolution of this content).
+    pub cost: Arc<RunCost>,
 }
 
 /// Cached resolutions kept at most; beyond this the cache is cleared.
@@ -68,10 +72,13 @@ struct CachedResolution {
 /// model name → selector (`""` for none) → resolution.
 type ResolutionCache = HashMap<String, HashMap<String, CachedResolution>>;
 
+/// A compiled program and its learned cost, keyed by content hash.
+type Compiled = (Arc<CompiledModel>, Arc<RunCost>);
+
 /// The catalog; cheap to share behind an `Arc`.
 pub struct Catalog {
     store: Arc<dyn Store>,
-    compiled: Mutex<HashMap<String, Arc<CompiledModel>>>,
+    compiled: Mutex<HashMap<String, Compiled>>,
     resolved: parking_lot::RwLock<ResolutionCache>,
 }
 
@@ -114,12 +121,15 @@ impl Catalog {
         &self.store
     }
 
-    fn cache(&self, hash: &str, compiled: &Arc<CompiledModel>) {
+    /// Caches `compiled` under `hash` unless present; returns the cached entry.
+    fn cache(&self, hash: &str, compiled: &Arc<CompiledModel>) -> Compiled {
         let mut map = self.compiled.lock();
         if map.len() >= MAX_CACHED {
             map.clear();
         }
-        map.insert(hash.to_owned(), Arc::clone(compiled));
+        map.entry(hash.to_owned())
+            .or_insert_with(|| (Arc::clone(compiled), Arc::default()))
+            .clone()
     }
 
     /// Compiles `source` (on the blocking pool).
@@ -208,7 +218,7 @@ impl Catalog {
         let (name, selector) = (name.to_owned(), selector.map(str::to_owned));
         let version = blocking(move || store.resolve(&name, selector.as_deref())).await??;
         let cached = self.compiled.lock().get(&version.content_hash).cloned();
-        let compiled = match cached {
+        let (compiled, cost) = match cached {
             Some(c) => c,
             None => {
                 let compiled = Arc::new(Self::compile(version.source.clone()).await.map_err(
@@ -221,13 +231,13 @@ impl Catalog {
                         other => other,
                     },
                 )?);
-                self.cache(&version.content_hash, &compiled);
-                compiled
+                self.cache(&version.content_hash, &compiled)
             }
         };
         Ok(ResolvedModel {
             version: Arc::new(version),
             compiled,
+            cost,
         })
     }
 

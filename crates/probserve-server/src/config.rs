@@ -55,6 +55,10 @@ pub struct Config {
     pub inference_threads: usize,
     /// Deadline applied to Infer calls that carry none, milliseconds.
     pub default_deadline_ms: u64,
+    /// Inferences predicted (from the version's measured cost) to take at most this
+    /// many microseconds run inline on the receiving async worker instead of the
+    /// CPU pool, saving two thread hand-offs (0 = always use the pool).
+    pub inline_budget_micros: u64,
     /// Register the built-in example models at start-up.
     pub builtin_models: bool,
     /// How often the rollout controller evaluates running rollouts, milliseconds.
@@ -78,6 +82,7 @@ impl Default for Config {
             keepalive_timeout_secs: 10.0,
             inference_threads: 0,
             default_deadline_ms: 30_000,
+            inline_budget_micros: 50,
             builtin_models: true,
             controller_interval_ms: 5_000,
         }
@@ -161,6 +166,12 @@ impl Config {
         }
         if !(10..=3_600_000).contains(&self.controller_interval_ms) {
             return bad("controller_interval_ms", "must be between 10 and 3600000");
+        }
+        if self.inline_budget_micros > 10_000 {
+            return bad(
+                "inline_budget_micros",
+                "must be at most 10000 (longer jobs belong on the CPU pool)",
+            );
         }
         if self.default_deadline_ms == 0 {
             return bad("default_deadline_ms", "must be at least 1");

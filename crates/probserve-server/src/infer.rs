@@ -1,9 +1,12 @@
 //! Running one inference: options with defaults and limits, the bounded CPU pool,
 //! and the mapping from the runtime's results and errors to the API.
 //!
-//! Inference never runs on the async reactor: [`InferencePool::run`] waits for one of
+//! Inference runs on the CPU pool: [`InferencePool::run`] waits for one of
 //! `threads` permits (the wait is the reported queue time, bounded by the call's
-//! deadline) and then runs the job on tokio's blocking pool. The job's
+//! deadline) and then runs the job on tokio's blocking pool. The one exception is a
+//! job the version's measured cost predicts to be tiny (microseconds, see
+//! [`crate::run_cost`]), which [`InferencePool::run_inline`] runs on the async
+//! worker, because the hand-off would cost more than the job. The job's
 //! [`CancelToken`] carries the deadline and is cancelled when the caller goes away,
 //! so abandoned work stops within about a millisecond.
 
@@ -156,18 +159,33 @@ impl InferencePool {
         });
         match handle.await {
             Ok(r) => r.map(|v| (v, wait)),
-            Err(e) if e.is_panic() => {
-                let p = e.into_panic();
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".to_owned());
-                Err(RunError::Panicked(msg))
-            }
+            Err(e) if e.is_panic() => Err(RunError::Panicked(panic_message(e.into_panic()))),
             Err(e) => Err(RunError::Panicked(e.to_string())),
         }
     }
+
+    /// Runs a job predicted to be tiny (see [`crate::run_cost`]) on the calling
+    /// async worker, saving the two thread hand-offs. It takes no pool permit: at
+    /// most one such job runs per async worker at a time, and a tiny job should not
+    /// queue behind long ones. Panics are isolated as on the pool; the queue wait is
+    /// zero.
+    pub fn run_inline<T>(
+        &self,
+        job: impl FnOnce() -> Result<T, RunError>,
+    ) -> Result<(T, Duration), RunError> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+            Ok(r) => r.map(|v| (v, Duration::ZERO)),
+            Err(p) => Err(RunError::Panicked(panic_message(p))),
+        }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned())
 }
 
 /// Systematic resampling of `n` indices from normalized `weights` (deterministic for a seed).

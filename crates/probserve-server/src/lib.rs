@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod infer;
 pub mod rollouts;
+pub mod run_cost;
 pub mod server;
 pub mod services;
 pub mod state;

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use probserve_server::config::{Config, FlagOverrides, LogFormat};
 
+/// mimalloc instead of the system allocator: on a trivial Infer call glibc's
+/// malloc/free took about 9 % of the server's CPU (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// probserve serves Bayesian models over gRPC and rolls out new model versions safely.
 ///
 /// Configuration comes from defaults, then the TOML file given by --config, then

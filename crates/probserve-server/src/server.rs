@@ -164,6 +164,7 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         Arc::clone(&rollouts),
         Arc::clone(&pool),
         Duration::from_millis(config.default_deadline_ms),
+        Duration::from_micros(config.inline_budget_micros),
     );
 
     let reflection = |b: tonic_reflection::server::Builder<'static>| {

@@ -1,10 +1,15 @@
 //! `echo_server`: the bare-tonic floor (`probserve_bench::echo`), on the same default
-//! multi-threaded tokio runtime as `probserve serve`. Stops on SIGTERM or SIGINT.
+//! multi-threaded tokio runtime and the same global allocator (mimalloc) as
+//! `probserve serve`, so the ratio measures our request path and nothing else.
+//! Stops on SIGTERM or SIGINT.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A bare tonic server answering probserve's Infer with a canned response.
 #[derive(Debug, Parser)]

@@ -17,6 +17,7 @@ use super::status::{from_catalog, invalid_argument, with_reason};
 use crate::catalog::Catalog;
 use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
 use crate::rollouts::{Rollouts, Routed};
+use crate::run_cost;
 use probserve_experiment::metrics::Observation;
 use probserve_experiment::routing::Reason;
 
@@ -35,6 +36,7 @@ pub struct Inference {
     rollouts: Arc<Rollouts>,
     pool: Arc<InferencePool>,
     default_deadline: Duration,
+    inline_budget: Duration,
 }
 
 impl Inference {
@@ -44,12 +46,14 @@ impl Inference {
         rollouts: Arc<Rollouts>,
         pool: Arc<InferencePool>,
         default_deadline: Duration,
+        inline_budget: Duration,
     ) -> Self {
         Self {
             catalog,
             rollouts,
             pool,
             default_deadline,
+            inline_budget,
         }
     }
 }
@@ -72,6 +76,16 @@ fn input_value(name: &str, v: &Value, out: &mut Violations) -> Option<InputValue
             return None;
         }
     })
+}
+
+/// Scalars count one, vectors their length (the work-unit measure of `run_cost`).
+fn value_count(v: &InputValue) -> usize {
+    match v {
+        InputValue::Real(_) | InputValue::Int(_) | InputValue::Bool(_) => 1,
+        InputValue::RealVec(x) => x.len(),
+        InputValue::IntVec(x) => x.len(),
+        InputValue::BoolVec(x) => x.len(),
+    }
 }
 
 fn input_violation(e: &InputError) -> (String, String) {
@@ -325,14 +339,25 @@ impl Inference {
         };
         let job_method = method.clone();
         let job_cancel = cancel.clone();
-        let started = Instant::now();
-        let result = self
-            .pool
-            .run(deadline, move || {
-                infer::run(&bound, &job_method, seed, &job_cancel, max_draws)
-            })
-            .await
-            .map_err(|e| run_error(e, &cancel, deadline));
+        let input_values: usize = inputs.values().map(value_count).sum();
+        let units = run_cost::work_units(&method, input_values);
+        // The job times itself: the learned cost must not include hand-off delays.
+        let job = move || {
+            let t = Instant::now();
+            infer::run(&bound, &job_method, seed, &job_cancel, max_draws).map(|o| (o, t.elapsed()))
+        };
+        let result = if resolved.cost.fits(units, self.inline_budget) {
+            self.pool.run_inline(job)
+        } else {
+            self.pool.run(deadline, job).await
+        };
+        let result = result.map(|((out, compute), queued)| {
+            if let Some(u) = units {
+                resolved.cost.observe(u, compute);
+            }
+            (out, queued, compute)
+        });
+        let result = result.map_err(|e| run_error(e, &cancel, deadline));
         if let Some(rt) = &routed {
             let (error, timeout) = match &result {
                 Ok(_) => (false, false),
@@ -340,7 +365,10 @@ impl Inference {
                 Err(s) if s.code() == Code::Cancelled => (false, false),
                 Err(_) => (true, false),
             };
-            let first = result.as_ref().ok().and_then(|(o, _)| o.summaries.first());
+            let first = result
+                .as_ref()
+                .ok()
+                .and_then(|(o, _, _)| o.summaries.first());
             rt.record(&Observation {
                 latency_ms: arrived.elapsed().as_secs_f64() * 1000.0,
                 error,
@@ -349,8 +377,7 @@ impl Inference {
                 output_sd: first.map(|s| s.sd),
             });
         }
-        let (out, queued) = result?;
-        let compute = started.elapsed().saturating_sub(queued);
+        let (out, queued, compute) = result?;
         let summaries: Vec<OutputSummary> = out.summaries.iter().map(summary).collect();
         let min_ess = summaries
             .iter()

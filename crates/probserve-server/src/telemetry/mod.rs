@@ -11,6 +11,8 @@
 pub mod metrics;
 pub mod rpc_layer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use anyhow::Context as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
@@ -45,6 +47,17 @@ impl TelemetryGuard {
             }
         }
     }
+}
+
+/// Set once by [`init`] when spans are exported. Without an exporter the per-RPC
+/// span is created at DEBUG level (so it costs nothing under the default `info`
+/// filter and still gives log lines their RPC context at `debug`), and the
+/// `traceparent` is not parsed.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// True when [`init`] installed an OTLP span exporter.
+pub fn exporting_spans() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
 }
 
 fn env_set(name: &str) -> bool {
@@ -99,6 +112,7 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
         .with(otel_layer)
         .try_init()
         .context("installing the tracing subscriber")?;
+    EXPORTING.store(provider.is_some(), Ordering::Relaxed);
     Ok(TelemetryGuard { provider })
 }
 
@@ -106,6 +120,9 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
 pub fn current_trace_id() -> String {
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    if !exporting_spans() {
+        return String::new();
+    }
     let cx = tracing::Span::current().context();
     let sc = cx.span().span_context().clone();
     if sc.is_valid() {

@@ -6,6 +6,10 @@
 //! into ours. The status code is read where gRPC puts it: in the response headers
 //! for trailers-only (error) responses, else in the trailers at the end of the body.
 //! A body dropped before its end (client went away) counts as CANCELLED.
+//!
+//! Without an OTLP exporter the span is created at DEBUG level and the
+//! `traceparent` is not parsed: formatting span fields for nobody cost about 6 % of
+//! a trivial Infer call's CPU.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -125,22 +129,35 @@ where
             .trim_start_matches('/')
             .split_once('/')
             .unwrap_or(("", ""));
-        let span = tracing::info_span!(
-            "rpc",
-            otel.name = %path.trim_start_matches('/'),
-            otel.kind = "server",
-            otel.status_code = tracing::field::Empty,
-            otel.status_description = tracing::field::Empty,
-            rpc.system = "grpc",
-            rpc.service = %service,
-            rpc.method = %rpc_method,
-            rpc.grpc.status_code = tracing::field::Empty,
-        );
-        let parent = opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&HeaderExtractor(req.headers()))
-        });
-        // Fails only when no OpenTelemetry layer is installed: then there is no trace to join.
-        let _ = span.set_parent(parent);
+        macro_rules! rpc_span {
+            ($level:expr) => {
+                tracing::span!(
+                    $level,
+                    "rpc",
+                    otel.name = %path.trim_start_matches('/'),
+                    otel.kind = "server",
+                    otel.status_code = tracing::field::Empty,
+                    otel.status_description = tracing::field::Empty,
+                    rpc.system = "grpc",
+                    rpc.service = %service,
+                    rpc.method = %rpc_method,
+                    rpc.grpc.status_code = tracing::field::Empty,
+                )
+            };
+        }
+        let span = if super::exporting_spans() {
+            let span = rpc_span!(tracing::Level::INFO);
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&HeaderExtractor(req.headers()))
+            });
+            // Fails only when no OpenTelemetry layer is installed: then there is no
+            // trace to join.
+            let _ = span.set_parent(parent);
+            span
+        } else {
+            // Nobody exports it: only log lines at `debug` use it (module docs).
+            rpc_span!(tracing::Level::DEBUG)
+        };
         self.metrics.start(&method);
         let mut pending = Pending {
             metrics: Arc::clone(&self.metrics),
