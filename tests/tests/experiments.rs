@@ -452,3 +452,113 @@ async fn a_failing_candidate_is_rolled_back_automatically_and_it_persists() {
         .into_inner();
     assert_eq!(list.rollouts.len(), 1);
 }
+
+/// A shadow rollout answers every call from the baseline and mirrors calls to the
+/// candidate off the request path; the analysis compares the two as distributions.
+/// A candidate with the same posterior agrees; one whose posterior is far off does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_rollout_mirrors_calls_and_compares_posteriors() {
+    // A posterior mean near 40 instead of about 21.9: must disagree.
+    const SHIFTED: &str = "model m {\n  data reading: real;\n  temp ~ normal(40.0, 0.5);\n  reading ~ normal(temp, 100.0);\n  output temp;\n}\n";
+    let server = Server::start(Options {
+        config_toml: Some("controller_interval_ms = 60000\n".into()),
+        ..Default::default()
+    })
+    .await;
+    let ch = server.channel().await;
+    register(&ch, "twin", "1.0.0", GOOD).await;
+    register(
+        &ch,
+        "twin",
+        "1.0.1",
+        &GOOD.replace("model m {", "model m { // same model"),
+    )
+    .await;
+    register(&ch, "far", "1.0.0", GOOD).await;
+    register(&ch, "far", "2.0.0", SHIFTED).await;
+    let mut exp = ExperimentServiceClient::new(ch.clone());
+    let mut inf = InferenceServiceClient::new(ch.clone());
+
+    for (id, model, cand) in [
+        ("twin-shadow", "twin", "1.0.1"),
+        ("far-shadow", "far", "2.0.0"),
+    ] {
+        let mut s = spec(model, "1.0.0", cand, vec![]);
+        s.strategy = RolloutStrategy::Shadow as i32;
+        exp.create_rollout(CreateRolloutRequest {
+            id: id.into(),
+            spec: Some(s),
+            start: true,
+            actor: "ana".into(),
+            reason: "e2e shadow".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("create {id}: {e:?}"));
+    }
+
+    let calls = 60u64;
+    for (model, id) in [("twin", "twin-shadow"), ("far", "far-shadow")] {
+        for i in 0..calls {
+            let mut req = infer(model, &format!("user-{i}"), 1000 + i);
+            req.options = Some(InferenceOptions {
+                num_samples: 2000,
+                ..Default::default()
+            });
+            let resp = inf.infer(req).await.unwrap().into_inner();
+            let by = resp.served_by.unwrap();
+            assert_eq!(by.version, "1.0.0", "shadow never serves the candidate");
+            assert_eq!(by.rollout_id, id);
+        }
+    }
+
+    // Mirrors run in the background: wait until every call was compared.
+    let analysis = |id: &'static str| {
+        let mut exp = exp.clone();
+        async move {
+            for _ in 0..200 {
+                let a = exp
+                    .get_analysis(GetAnalysisRequest { id: id.into() })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                if a.shadow.as_ref().is_some_and(|s| s.mirrored_calls >= calls) {
+                    return a;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("{id}: mirrored calls never all recorded");
+        }
+    };
+    let twin = analysis("twin-shadow").await.shadow.unwrap();
+    assert_eq!((twin.mirrored_calls, twin.mirror_errors), (calls, 0));
+    assert_eq!(twin.compared, calls);
+    // Same posterior, same seed: every call agrees.
+    assert!(twin.agreement_rate > 0.95, "{twin:?}");
+    assert!(!twin.promotable, "fewer than 1,000 compared calls");
+    assert!(
+        twin.blockers.iter().any(|b| b.contains("compared calls")),
+        "{twin:?}"
+    );
+
+    let far = analysis("far-shadow").await.shadow.unwrap();
+    assert_eq!(far.compared, calls);
+    assert!(far.agreement_rate < 0.05, "{far:?}");
+    assert!(far.agreement_high < 0.85, "{far:?}");
+    assert!(
+        far.blockers.iter().any(|b| b.contains("agreement")),
+        "{far:?}"
+    );
+
+    // The rollout itself stays on its shadow step, serving the baseline.
+    let r = exp
+        .get_rollout(GetRolloutRequest {
+            id: "far-shadow".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .rollout
+        .unwrap();
+    assert_eq!(phase(&r), RolloutPhase::Running as i32);
+    assert_eq!(r.status.unwrap().candidate_bps, 0);
+}

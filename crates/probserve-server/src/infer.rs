@@ -3,7 +3,10 @@
 //!
 //! Inference runs on the CPU pool: [`InferencePool::run`] waits for one of
 //! `threads` permits (the wait is the reported queue time, bounded by the call's
-//! deadline) and then runs the job on tokio's blocking pool. The one exception is a
+//! deadline) and then runs the job on one of exactly `threads` rayon threads. A
+//! fixed set of threads (rather than tokio's growing blocking pool) keeps memory
+//! flat: each extra blocking thread brought its stack and allocator heap, and the
+//! soak's RSS rose with the thread count. The one exception is a
 //! job the version's measured cost predicts to be tiny (microseconds, see
 //! [`crate::run_cost`]), which [`InferencePool::run_inline`] runs on the async
 //! worker, because the hand-off would cost more than the job. The job's
@@ -93,6 +96,7 @@ pub enum RunError {
 pub struct InferencePool {
     permits: Arc<Semaphore>,
     threads: usize,
+    workers: rayon::ThreadPool,
 }
 
 /// Cancels a token when dropped: the caller's future was dropped (client gone,
@@ -108,16 +112,24 @@ impl Drop for CancelOnDrop {
 
 impl InferencePool {
     /// A pool running at most `threads` inferences at once (0 = number of cores).
-    pub fn new(threads: usize) -> Self {
+    ///
+    /// # Errors
+    /// The operating system refused to start the threads.
+    pub fn new(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             threads
         };
-        Self {
+        let workers = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("probserve-infer-{i}"))
+            .build()?;
+        Ok(Self {
             permits: Arc::new(Semaphore::new(threads)),
             threads,
-        }
+            workers,
+        })
     }
 
     /// Pool size.
@@ -152,15 +164,18 @@ impl InferencePool {
             }
         };
         let wait = queued.elapsed();
-        let handle = tokio::task::spawn_blocking(move || {
-            let out = job();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // One permit per thread: the job starts at once, never queues in rayon.
+        self.workers.spawn(move || {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             drop(permit);
-            out
+            // The caller may be gone (client cancelled); then nobody needs the result.
+            let _ = tx.send(out);
         });
-        match handle.await {
-            Ok(r) => r.map(|v| (v, wait)),
-            Err(e) if e.is_panic() => Err(RunError::Panicked(panic_message(e.into_panic()))),
-            Err(e) => Err(RunError::Panicked(e.to_string())),
+        match rx.await {
+            Ok(Ok(r)) => r.map(|v| (v, wait)),
+            Ok(Err(p)) => Err(RunError::Panicked(panic_message(p))),
+            Err(_) => Err(RunError::Panicked("the inference worker went away".into())),
         }
     }
 

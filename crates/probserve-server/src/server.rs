@@ -144,7 +144,9 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
             .map_err(|e| anyhow::anyhow!("registering built-in models: {e}"))?;
         tracing::info!(created, "built-in models registered");
     }
-    let pool = Arc::new(InferencePool::new(config.inference_threads));
+    let pool = Arc::new(
+        InferencePool::new(config.inference_threads).context("starting the inference threads")?,
+    );
     shared.set_subsystem(
         "inference",
         HealthState::Healthy,

@@ -23,8 +23,8 @@ impl Rollouts {
             if !matches!(l.rollout.state.phase, Phase::Running) {
                 return Ok(None);
             }
-            let m = l.metrics.lock();
-            evaluate(&l.rollout, &m, None, now())?
+            let (m, shadow) = (l.metrics.lock(), l.shadow.lock());
+            evaluate(&l.rollout, &m, Some(&shadow), now())?
         };
         if eval.srm_alert {
             tracing::warn!(rollout = %id, "sample ratio mismatch: the split is not what the plan says");

@@ -4,6 +4,7 @@
 use probserve_experiment::controller::{Evaluation, Verdict};
 use probserve_experiment::plan::{PrimaryMetric, RolloutSpec, Strategy};
 use probserve_experiment::rollout::{Phase, Rollout};
+use probserve_experiment::shadow::ShadowStats;
 use probserve_experiment::{ExperimentError, Timestamp};
 use probserve_proto::v1 as pb;
 
@@ -277,5 +278,28 @@ pub fn analysis_to_proto(r: &Rollout, e: &Evaluation) -> pb::GetAnalysisResponse
         srm_p_value: snap.srm.as_ref().map_or(1.0, |s| s.p_value),
         verdict: verdict.to_owned(),
         explanation,
+        shadow: None,
     }
+}
+
+/// The shadow comparison of a rollout, once a call was mirrored.
+pub fn shadow_to_proto(r: &Rollout, s: &ShadowStats) -> Option<pb::ShadowComparison> {
+    if s.shadow_calls == 0 {
+        return None;
+    }
+    let rep = s.report(&r.spec.shadow);
+    let finite = |x: f64| if x.is_finite() { x } else { 0.0 };
+    let (low, high) = rep.agreement_ci.unwrap_or((0.0, 1.0));
+    Some(pb::ShadowComparison {
+        compared: rep.compared,
+        agreement_rate: finite(rep.agreement_rate),
+        agreement_low: low,
+        agreement_high: high,
+        p95_latency_ratio: finite(rep.p95_ratio),
+        error_rate_ratio: finite(rep.error_ratio),
+        mirrored_calls: s.shadow_calls,
+        mirror_errors: s.shadow_errors,
+        promotable: rep.promotable,
+        blockers: rep.blockers,
+    })
 }

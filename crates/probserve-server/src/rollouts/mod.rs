@@ -14,6 +14,7 @@
 
 mod controller;
 pub mod convert;
+mod shadow;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use probserve_experiment::audit::Actor;
 use probserve_experiment::metrics::{Observation, RolloutMetrics};
 use probserve_experiment::rollout::{Command, Phase, Rollout, Transition};
 use probserve_experiment::routing::{Decision, RoutingSnapshot, route};
+use probserve_experiment::shadow::ShadowStats;
 use probserve_experiment::{ExperimentError, Timestamp};
 use probserve_store::{AuditEntry, Store, StoreError};
 use rand::SeedableRng as _;
@@ -30,6 +32,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 pub use controller::spawn_controller;
+pub use shadow::{MAX_MIRRORS_IN_FLIGHT, Mirror, MirrorLimit, SideOutcome};
+
+/// Blob namespaces of the persisted evidence.
+const METRIC_BLOBS: &str = "rollout-metrics";
+const SHADOW_BLOBS: &str = "rollout-shadow";
 
 /// Metric windows: one minute each, one hour kept.
 const WINDOW_MS: u64 = 60_000;
@@ -94,6 +101,8 @@ struct Live {
     snapshot: Arc<RoutingSnapshot>,
     store_revision: u64,
     metrics: Arc<Mutex<RolloutMetrics>>,
+    /// Comparisons of mirrored calls (shadow strategy or steps with `mirror_bps`).
+    shadow: Arc<Mutex<ShadowStats>>,
 }
 
 /// All rollouts of this server.
@@ -141,6 +150,8 @@ pub struct Routed {
     pub decision: Decision,
     /// `baseline` or `candidate`.
     pub arm: &'static str,
+    /// Where to mirror the call, if the decision says so.
+    pub mirror: Option<Mirror>,
     /// Where to record the call's observation.
     metrics: Arc<Mutex<RolloutMetrics>>,
 }
@@ -166,10 +177,15 @@ impl Rollouts {
             let snapshot = Arc::new(stored.rollout.routing_snapshot()?);
             let s = Arc::clone(&store);
             let id = e.id.clone();
-            let metrics = blocking(move || s.get_blob("rollout-metrics", &id)).await??;
+            let metrics = blocking(move || s.get_blob(METRIC_BLOBS, &id)).await??;
             let metrics = metrics
                 .and_then(|b| serde_json::from_slice::<RolloutMetrics>(&b).ok())
                 .unwrap_or_else(|| RolloutMetrics::new(WINDOW_MS, MAX_WINDOWS));
+            let (s, id) = (Arc::clone(&store), e.id.clone());
+            let shadow = blocking(move || s.get_blob(SHADOW_BLOBS, &id)).await??;
+            let shadow = shadow
+                .and_then(|b| serde_json::from_slice::<ShadowStats>(&b).ok())
+                .unwrap_or_default();
             live.insert(
                 e.id,
                 Live {
@@ -178,6 +194,7 @@ impl Rollouts {
                     snapshot,
                     store_revision: e.revision,
                     metrics: Arc::new(Mutex::new(metrics)),
+                    shadow: Arc::new(Mutex::new(shadow)),
                 },
             );
         }
@@ -234,10 +251,16 @@ impl Rollouts {
         } else {
             "baseline"
         };
+        let mirror = decision.shadow.as_ref().map(|v| Mirror {
+            version: v.clone(),
+            stats: Arc::clone(&l.shadow),
+            k: l.rollout.spec.shadow.k,
+        });
         Some(Routed {
             rollout_id: l.rollout.spec.id.clone(),
             decision,
             arm,
+            mirror,
             metrics: Arc::clone(&l.metrics),
         })
     }
@@ -309,6 +332,7 @@ impl Rollouts {
                 snapshot,
                 store_revision: commit.revision,
                 metrics: Arc::new(Mutex::new(RolloutMetrics::new(WINDOW_MS, MAX_WINDOWS))),
+                shadow: Arc::default(),
             },
         );
         let _ = self.events.send(RolloutEvent {
@@ -345,11 +369,14 @@ impl Rollouts {
                     actual: l.rollout.state.revision,
                 });
             }
-            (l.rollout.clone(), Arc::clone(&l.metrics))
+            (
+                l.rollout.clone(),
+                (Arc::clone(&l.metrics), Arc::clone(&l.shadow)),
+            )
         };
         let snapshot = {
-            let m = metrics.lock();
-            probserve_experiment::controller::evaluate(&rollout, &m, None, now())
+            let (m, sh) = (metrics.0.lock(), metrics.1.lock());
+            probserve_experiment::controller::evaluate(&rollout, &m, Some(&sh), now())
                 .ok()
                 .map(|e| e.snapshot)
         };
@@ -417,6 +444,11 @@ impl Rollouts {
         self.live.read().get(id).map(|l| l.metrics.lock().clone())
     }
 
+    /// The shadow comparisons of a rollout (a copy).
+    pub fn shadow_stats(&self, id: &str) -> Option<ShadowStats> {
+        self.live.read().get(id).map(|l| l.shadow.lock().clone())
+    }
+
     /// Records an outcome for a routing key; returns the version it counted for.
     pub fn record_outcome(
         &self,
@@ -446,23 +478,28 @@ impl Rollouts {
         Ok(d.version)
     }
 
-    /// Persists every rollout's metric aggregates (so a restart keeps the evidence).
+    /// Persists every rollout's metric aggregates and shadow comparisons (so a
+    /// restart keeps the evidence).
     pub async fn save_metrics(&self) -> Result<(), RolloutError> {
-        let blobs: Vec<(String, Vec<u8>)> = self
-            .live
-            .read()
-            .iter()
-            .filter(|(_, l)| !l.rollout.state.phase.is_terminal())
-            .filter_map(|(id, l)| {
-                serde_json::to_vec(&*l.metrics.lock())
-                    .ok()
-                    .map(|b| (id.clone(), b))
-            })
-            .collect();
+        let mut blobs: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
+        for (id, l) in self.live.read().iter() {
+            if l.rollout.state.phase.is_terminal() {
+                continue;
+            }
+            if let Ok(b) = serde_json::to_vec(&*l.metrics.lock()) {
+                blobs.push((METRIC_BLOBS, id.clone(), b));
+            }
+            let shadow = l.shadow.lock();
+            if shadow.shadow_calls > 0
+                && let Ok(b) = serde_json::to_vec(&*shadow)
+            {
+                blobs.push((SHADOW_BLOBS, id.clone(), b));
+            }
+        }
         let s = Arc::clone(&self.store);
         blocking(move || {
-            for (id, b) in blobs {
-                s.put_blob("rollout-metrics", &id, &b)?;
+            for (namespace, id, b) in blobs {
+                s.put_blob(namespace, &id, &b)?;
             }
             Ok::<_, StoreError>(())
         })

@@ -13,7 +13,9 @@ use tonic::{Code, Request, Response, Status};
 
 use super::status::{from_catalog, invalid_argument, with_reason};
 use crate::catalog::Catalog;
-use crate::rollouts::convert::{analysis_to_proto, rollout_to_proto, spec_from_proto};
+use crate::rollouts::convert::{
+    analysis_to_proto, rollout_to_proto, shadow_to_proto, spec_from_proto,
+};
 use crate::rollouts::{RolloutError, Rollouts, now};
 
 /// The ExperimentService handler.
@@ -148,16 +150,6 @@ impl ExperimentService for Experiments {
                 .with_store(move |s| s.resolve(&name, Some(&version)))
                 .await
                 .map_err(from_catalog)?;
-        }
-        let mirrors = p.strategy == RolloutStrategy::Shadow as i32
-            || p.steps.iter().any(|s| s.mirror_bps > 0);
-        if mirrors {
-            // The engine plans and analyses mirrored traffic, but the server does not
-            // execute shadow calls yet; a shadow plan would wait forever for evidence.
-            return Err(super::status::not_yet(
-                "mirrored (shadow) traffic",
-                "shadow execution in the server",
-            ));
         }
         let spec = spec_from_proto(&r.id, &p).map_err(|e| from_rollout(RolloutError::Engine(e)))?;
         let rollout = Rollout::new(spec).map_err(|e| from_rollout(RolloutError::Engine(e)))?;
@@ -327,9 +319,12 @@ impl ExperimentService for Experiments {
             .rollouts
             .metrics(&id)
             .ok_or_else(|| from_rollout(RolloutError::NotFound(id.clone())))?;
-        let eval = probserve_experiment::controller::evaluate(&r, &metrics, None, now())
+        let shadow = self.rollouts.shadow_stats(&id).unwrap_or_default();
+        let eval = probserve_experiment::controller::evaluate(&r, &metrics, Some(&shadow), now())
             .map_err(|e| from_rollout(RolloutError::Engine(e)))?;
-        Ok(Response::new(analysis_to_proto(&r, &eval)))
+        let mut resp = analysis_to_proto(&r, &eval);
+        resp.shadow = shadow_to_proto(&r, &shadow);
+        Ok(Response::new(resp))
     }
 
     type WatchRolloutStream = Stream<WatchRolloutResponse>;

@@ -16,7 +16,7 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::status::{from_catalog, invalid_argument, with_reason};
 use crate::catalog::Catalog;
 use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
-use crate::rollouts::{Rollouts, Routed};
+use crate::rollouts::{Mirror, MirrorLimit, Rollouts, Routed, SideOutcome};
 use crate::run_cost;
 use probserve_experiment::metrics::Observation;
 use probserve_experiment::routing::Reason;
@@ -37,6 +37,7 @@ pub struct Inference {
     pool: Arc<InferencePool>,
     default_deadline: Duration,
     inline_budget: Duration,
+    mirrors: Arc<MirrorLimit>,
 }
 
 impl Inference {
@@ -54,6 +55,7 @@ impl Inference {
             pool,
             default_deadline,
             inline_budget,
+            mirrors: Arc::default(),
         }
     }
 }
@@ -265,7 +267,67 @@ fn summary(s: &probserve_runtime::OutputSummary) -> OutputSummary {
     }
 }
 
+/// What a mirrored run repeats of the primary call.
+struct MirrorCall {
+    model: String,
+    inputs: Inputs,
+    method: Method,
+    seed: u64,
+    /// The primary call's deadline budget, applied afresh to the mirror.
+    budget: Duration,
+}
+
 impl Inference {
+    /// Runs the call against the mirror version in the background (on the CPU pool,
+    /// never inline) and records the comparison; dropped when too many mirrors are
+    /// in flight. Nothing here can affect the primary call's answer.
+    fn spawn_mirror(&self, mirror: Mirror, call: MirrorCall, primary: SideOutcome) {
+        let Some(permit) = self.mirrors.try_acquire() else {
+            tracing::debug!(version = %mirror.version, "mirror dropped: too many in flight");
+            return;
+        };
+        let this = self.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let first_output = this.mirror_run(&mirror.version, call, started).await;
+            mirror.record(
+                &primary,
+                &SideOutcome {
+                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    first_output,
+                },
+            );
+            drop(permit);
+        });
+    }
+
+    /// The mirror's first output (mean, sd), or `None` if any step failed.
+    async fn mirror_run(
+        &self,
+        version: &str,
+        c: MirrorCall,
+        started: Instant,
+    ) -> Option<(f64, f64)> {
+        let deadline = started + c.budget;
+        let resolved = self.catalog.resolve(&c.model, Some(version)).await.ok()?;
+        let cancel = CancelToken::new().with_deadline(deadline);
+        let _guard = CancelOnDrop(cancel.clone());
+        let bound = resolved
+            .compiled
+            .bind(&c.inputs)
+            .ok()?
+            .with_cancel(cancel.clone());
+        let (method, seed) = (c.method, c.seed);
+        let (out, _) = self
+            .pool
+            .run(deadline, move || {
+                infer::run(&bound, &method, seed, &cancel, 0)
+            })
+            .await
+            .ok()?;
+        out.summaries.first().map(|s| (s.mean, s.sd))
+    }
+
     /// One inference, start to end.
     pub async fn infer_one(
         &self,
@@ -369,13 +431,28 @@ impl Inference {
                 .as_ref()
                 .ok()
                 .and_then(|(o, _, _)| o.summaries.first());
+            let latency_ms = arrived.elapsed().as_secs_f64() * 1000.0;
             rt.record(&Observation {
-                latency_ms: arrived.elapsed().as_secs_f64() * 1000.0,
+                latency_ms,
                 error,
                 timeout,
                 output_mean: first.map(|s| s.mean),
                 output_sd: first.map(|s| s.sd),
             });
+            if let Some(mirror) = &rt.mirror {
+                let primary = SideOutcome {
+                    latency_ms,
+                    first_output: first.map(|s| (s.mean, s.sd)),
+                };
+                let call = MirrorCall {
+                    model: r.model.clone(),
+                    inputs,
+                    method: method.clone(),
+                    seed,
+                    budget: deadline.saturating_duration_since(arrived),
+                };
+                self.spawn_mirror(mirror.clone(), call, primary);
+            }
         }
         let (out, queued, compute) = result?;
         let summaries: Vec<OutputSummary> = out.summaries.iter().map(summary).collect();
