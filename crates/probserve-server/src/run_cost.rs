@@ -1,7 +1,7 @@
 //! Cost-based dispatch: a learned per-version cost that decides whether an
 //! inference is small enough to run inline on the async worker that received it.
 //!
-//! Handing a job to the blocking pool costs two thread wake-ups (there and back),
+//! Handing a job to the CPU pool costs two thread wake-ups (there and back),
 //! tens of microseconds under load on two cores — more than a 1-sample prior or
 //! importance run of a small model costs itself. So each compiled version keeps an
 //! exponentially weighted average of nanoseconds per *work unit* (one draw or
