@@ -6,13 +6,19 @@
 //! `min_samples_per_arm` calls, a rate check needs `min_events` candidate events, and
 //! (by default) the excess rate must also be significant under the anytime-valid
 //! sequential test ([`crate::stats::sequential`]), so re-checking every few seconds
-//! does not inflate false rollbacks. The p95 check is a ratio of sketch quantiles
-//! after the minimum sample.
+//! does not inflate false rollbacks. The p95 check compares anytime-valid bounds
+//! ([`crate::stats::quantile`]): it breaches only when a lower confidence bound on the
+//! candidate's p95 exceeds the limit times an upper bound on the baseline's, which
+//! needs roughly 1,500 calls per arm (the baseline's upper bound must exist).
 
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{ArmMetrics, Proportion};
+use crate::stats::quantile;
 use crate::stats::sequential::{self, SequentialConfig};
+
+/// Relative accuracy of the latency sketch's quantiles (DDSketch default).
+const LATENCY_SKETCH_RELATIVE_ERROR: f64 = 0.01;
 
 /// Guardrail settings.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -27,7 +33,8 @@ pub struct GuardrailConfig {
     pub min_samples_per_arm: u64,
     /// Candidate events (errors or timeouts) needed before a rate check can breach (default 5).
     pub min_events: u64,
-    /// Also require the sequential test to find the candidate's rate higher (default true).
+    /// Also require significance (default true): the sequential test for the rates,
+    /// anytime-valid quantile bounds for p95 ([`crate::stats::quantile`]).
     pub require_significance: bool,
     /// Sequential settings for that test.
     pub sequential: SequentialConfig,
@@ -230,7 +237,21 @@ pub fn evaluate(
     let enough = nb >= cfg.min_samples_per_arm.max(1) && nc >= cfg.min_samples_per_arm.max(1);
     if let (Some(b), Some(c), true) = (pb, pc, enough) {
         lat.ratio = ratio(c, b);
-        lat.status = if lat.ratio > cfg.max_p95_ratio {
+        let breach = if lat.ratio <= cfg.max_p95_ratio {
+            false
+        } else if cfg.require_significance {
+            quantile::exceeds_ratio(
+                0.95,
+                cfg.max_p95_ratio,
+                cfg.sequential.alpha,
+                (nc, &|l| candidate.latency.quantile(l)),
+                (nb, &|l| baseline.latency.quantile(l)),
+                LATENCY_SKETCH_RELATIVE_ERROR,
+            )
+        } else {
+            true
+        };
+        lat.status = if breach {
             CheckStatus::Breach
         } else {
             CheckStatus::Pass

@@ -7,6 +7,7 @@
 pub mod bayes;
 pub mod multiple;
 pub mod power;
+pub mod quantile;
 pub mod segments;
 pub mod sequential;
 pub mod srm;
