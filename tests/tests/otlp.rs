@@ -10,9 +10,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use probserve_e2e::{Options, Server};
-use probserve_proto::v1::GetHealthReportRequest;
 use probserve_proto::v1::diagnostics_service_client::DiagnosticsServiceClient;
+use probserve_proto::v1::inference_service_client::InferenceServiceClient;
+use probserve_proto::v1::value::Kind;
+use probserve_proto::v1::{GetHealthReportRequest, InferRequest, Value};
 use tokio::sync::mpsc;
 
 struct Receiver(mpsc::UnboundedSender<ExportTraceServiceRequest>);
@@ -68,6 +71,32 @@ async fn server_span_reaches_the_collector_with_the_clients_trace_id() {
         .get_health_report(req)
         .await
         .unwrap();
+    // An Infer in a second trace: its `infer` span carries what served it.
+    let infer_trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut req = tonic::Request::new(InferRequest {
+        model: "temperature_sensor".into(),
+        inputs: [(
+            "reading".to_owned(),
+            Value {
+                kind: Some(Kind::Real(22.0)),
+            },
+        )]
+        .into(),
+        seed: Some(7),
+        ..Default::default()
+    });
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{infer_trace}-b7ad6b7169203331-01")
+            .parse()
+            .unwrap(),
+    );
+    let resp = InferenceServiceClient::new(server.channel().await)
+        .infer(req)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.trace_id, infer_trace, "the response names the trace");
 
     // SIGTERM flushes the batch exporter.
     server.signal("TERM");
@@ -78,8 +107,9 @@ async fn server_span_reaches_the_collector_with_the_clients_trace_id() {
     );
 
     let mut found = None;
+    let mut infer_spans: Vec<Span> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while found.is_none() {
+    while found.is_none() || infer_spans.len() < 2 {
         let batch = tokio::time::timeout_at(deadline, rx.recv())
             .await
             .expect("no spans arrived")
@@ -95,6 +125,8 @@ async fn server_span_reaches_the_collector_with_the_clients_trace_id() {
                 for span in ss.spans {
                     if hex(&span.trace_id) == trace_id && span.name.contains("GetHealthReport") {
                         found = Some((span, service_name.clone()));
+                    } else if hex(&span.trace_id) == infer_trace {
+                        infer_spans.push(span);
                     }
                 }
             }
@@ -134,4 +166,38 @@ async fn server_span_reaches_the_collector_with_the_clients_trace_id() {
     assert_eq!(attr("rpc.grpc.status_code"), Some(AnyValue::IntValue(0)));
     // SpanKind::Server = 2 in OTLP.
     assert_eq!(span.kind, 2);
+
+    // The Infer trace: the RPC span, and under it the `infer` span with the model,
+    // the version that served, the routing reason and the method.
+    let rpc = infer_spans
+        .iter()
+        .find(|s| s.name.contains("Infer"))
+        .expect("the Infer RPC span");
+    let infer = infer_spans
+        .iter()
+        .find(|s| s.name == "infer")
+        .expect("the infer span");
+    assert_eq!(
+        infer.parent_span_id, rpc.span_id,
+        "infer is a child of the RPC span"
+    );
+    let attr = |k: &str| {
+        infer
+            .attributes
+            .iter()
+            .find(|a| a.key == k)
+            .and_then(|a| a.value.as_ref())
+            .and_then(|v| v.value.clone())
+    };
+    let text = |v: &str| Some(AnyValue::StringValue(v.into()));
+    assert_eq!(attr("probserve.model"), text("temperature_sensor"));
+    assert_eq!(attr("probserve.version"), text("1.0.0"));
+    assert_eq!(
+        attr("probserve.routing_reason"),
+        text("ROUTING_REASON_DEFAULT")
+    );
+    assert_eq!(
+        attr("probserve.method"),
+        text("INFERENCE_METHOD_IMPORTANCE")
+    );
 }

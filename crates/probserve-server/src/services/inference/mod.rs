@@ -1,31 +1,31 @@
 //! `InferenceService`: validate the request, resolve the version, bind the inputs,
 //! run on the CPU pool under the deadline, and summarize.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use probserve_lang::{InputError, InputValue, Inputs};
+use probserve_lang::Inputs;
 use probserve_proto::v1::inference_service_server::InferenceService;
-use probserve_proto::v1::value::Kind;
 use probserve_proto::v1::*;
 use probserve_runtime::{CancelToken, InferError};
 use tokio_stream::StreamExt as _;
 use tonic::{Code, Request, Response, Status, Streaming};
+use tracing::Instrument as _;
 
-use super::status::{from_catalog, invalid_argument, with_reason};
+mod mirror;
+mod request;
+
 use crate::catalog::Catalog;
 use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
-use crate::rollouts::{Mirror, MirrorLimit, Rollouts, Routed, SideOutcome};
+use crate::rollouts::{MirrorLimit, Rollouts, Routed, SideOutcome};
 use crate::run_cost;
+use crate::services::status::{from_catalog, invalid_argument, with_reason};
+use mirror::MirrorCall;
 use probserve_experiment::metrics::Observation;
 use probserve_experiment::routing::Reason;
+pub use request::inputs_from_proto;
+use request::{Violations, grpc_timeout, input_value, input_violation, method, value_count};
 
-/// Limits on options (documented in inference.proto).
-const MAX_SAMPLES: u32 = 1_000_000;
-const MAX_CHAINS: u32 = 16;
-const MAX_THIN: u32 = 1000;
-const MAX_DRAWS_RETURNED: u32 = 100_000;
 /// Items of one InferStream processed concurrently.
 const STREAM_CONCURRENCY: usize = 8;
 
@@ -58,120 +58,6 @@ impl Inference {
             mirrors: Arc::default(),
         }
     }
-}
-
-type Violations = Vec<(String, String)>;
-
-fn input_value(name: &str, v: &Value, out: &mut Violations) -> Option<InputValue> {
-    Some(match &v.kind {
-        Some(Kind::Real(x)) => InputValue::Real(*x),
-        Some(Kind::Int(x)) => InputValue::Int(*x),
-        Some(Kind::Bool(x)) => InputValue::Bool(*x),
-        Some(Kind::Reals(x)) => InputValue::RealVec(x.values.clone()),
-        Some(Kind::Ints(x)) => InputValue::IntVec(x.values.clone()),
-        Some(Kind::Bools(x)) => InputValue::BoolVec(x.values.clone()),
-        None => {
-            out.push((
-                format!("inputs.{name}"),
-                "no value set (set one of real, int, bool, reals, ints, bools)".into(),
-            ));
-            return None;
-        }
-    })
-}
-
-/// Scalars count one, vectors their length (the work-unit measure of `run_cost`).
-fn value_count(v: &InputValue) -> usize {
-    match v {
-        InputValue::Real(_) | InputValue::Int(_) | InputValue::Bool(_) => 1,
-        InputValue::RealVec(x) => x.len(),
-        InputValue::IntVec(x) => x.len(),
-        InputValue::BoolVec(x) => x.len(),
-    }
-}
-
-fn input_violation(e: &InputError) -> (String, String) {
-    (format!("inputs.{}", e.field()), e.to_string())
-}
-
-/// Checks method and options, applying defaults.
-fn method(r: &InferRequest, v: &mut Violations) -> Method {
-    let o = r.options.unwrap_or_default();
-    let mut limit = |field: &str, value: u32, max: u32| {
-        if value > max {
-            v.push((
-                format!("options.{field}"),
-                format!("{value} is above the limit {max}"),
-            ));
-        }
-    };
-    limit("num_samples", o.num_samples, MAX_SAMPLES);
-    limit("num_chains", o.num_chains, MAX_CHAINS);
-    limit("num_warmup", o.num_warmup, MAX_SAMPLES);
-    limit("thin", o.thin, MAX_THIN);
-    limit("max_draws", r.max_draws, MAX_DRAWS_RETURNED);
-    let samples = if o.num_samples == 0 {
-        1000
-    } else {
-        o.num_samples.min(MAX_SAMPLES)
-    } as usize;
-    match InferenceMethod::try_from(r.method) {
-        Ok(InferenceMethod::Prior) => Method::Prior { draws: samples },
-        Ok(InferenceMethod::Unspecified | InferenceMethod::Importance) => {
-            Method::Importance { particles: samples }
-        }
-        Ok(InferenceMethod::Smc) => {
-            let t = if o.ess_threshold == 0.0 {
-                0.5
-            } else {
-                o.ess_threshold
-            };
-            if !(t > 0.0 && t <= 1.0) {
-                v.push((
-                    "options.ess_threshold".into(),
-                    format!("{t} is not in (0, 1]"),
-                ));
-            }
-            Method::Smc {
-                particles: samples,
-                ess_threshold: t,
-            }
-        }
-        Ok(InferenceMethod::Mcmc) => Method::Mcmc {
-            chains: if o.num_chains == 0 {
-                4
-            } else {
-                o.num_chains.min(MAX_CHAINS)
-            } as usize,
-            warmup: if o.num_warmup == 0 {
-                samples
-            } else {
-                o.num_warmup.min(MAX_SAMPLES) as usize
-            },
-            draws: samples,
-            thin: o.thin.clamp(1, MAX_THIN) as usize,
-        },
-        Err(_) => {
-            v.push(("method".into(), format!("unknown method {}", r.method)));
-            Method::Importance { particles: samples }
-        }
-    }
-}
-
-/// Parses a `grpc-timeout` header value (e.g. `100m`, `5S`).
-fn grpc_timeout<T>(req: &Request<T>) -> Option<Duration> {
-    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
-    let n: u64 = num.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
 }
 
 fn method_enum(m: &Method) -> InferenceMethod {
@@ -267,69 +153,45 @@ fn summary(s: &probserve_runtime::OutputSummary) -> OutputSummary {
     }
 }
 
-/// What a mirrored run repeats of the primary call.
-struct MirrorCall {
-    model: String,
-    inputs: Inputs,
-    method: Method,
-    seed: u64,
-    /// The primary call's deadline budget, applied afresh to the mirror.
-    budget: Duration,
-}
-
 impl Inference {
-    /// Runs the call against the mirror version in the background (on the CPU pool,
-    /// never inline) and records the comparison; dropped when too many mirrors are
-    /// in flight. Nothing here can affect the primary call's answer.
-    fn spawn_mirror(&self, mirror: Mirror, call: MirrorCall, primary: SideOutcome) {
-        let Some(permit) = self.mirrors.try_acquire() else {
-            tracing::debug!(version = %mirror.version, "mirror dropped: too many in flight");
-            return;
-        };
-        let this = self.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let first_output = this.mirror_run(&mirror.version, call, started).await;
-            mirror.record(
-                &primary,
-                &SideOutcome {
-                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                    first_output,
-                },
-            );
-            drop(permit);
-        });
-    }
-
-    /// The mirror's first output (mean, sd), or `None` if any step failed.
-    async fn mirror_run(
-        &self,
-        version: &str,
-        c: MirrorCall,
-        started: Instant,
-    ) -> Option<(f64, f64)> {
-        let deadline = started + c.budget;
-        let resolved = self.catalog.resolve(&c.model, Some(version)).await.ok()?;
-        let cancel = CancelToken::new().with_deadline(deadline);
-        let _guard = CancelOnDrop(cancel.clone());
-        let bound = resolved
-            .compiled
-            .bind(&c.inputs)
-            .ok()?
-            .with_cancel(cancel.clone());
-        let (method, seed) = (c.method, c.seed);
-        let (out, _) = self
-            .pool
-            .run(deadline, move || {
-                infer::run(&bound, &method, seed, &cancel, 0)
-            })
-            .await
-            .ok()?;
-        out.summaries.first().map(|s| (s.mean, s.sd))
-    }
-
-    /// One inference, start to end.
+    /// One inference, start to end. When spans are exported it runs in an `infer`
+    /// span (child of the RPC's) carrying the model, the version that served, the
+    /// rollout and arm, the routing reason and the method.
     pub async fn infer_one(
+        &self,
+        r: InferRequest,
+        timeout: Option<Duration>,
+    ) -> Result<InferResponse, Status> {
+        if !crate::telemetry::exporting_spans() {
+            return self.run_one(r, timeout).await;
+        }
+        let span = tracing::info_span!(
+            "infer",
+            probserve.model = %r.model,
+            probserve.version = tracing::field::Empty,
+            probserve.rollout = tracing::field::Empty,
+            probserve.arm = tracing::field::Empty,
+            probserve.routing_reason = tracing::field::Empty,
+            probserve.method = tracing::field::Empty,
+        );
+        let result = self.run_one(r, timeout).instrument(span.clone()).await;
+        if let Ok(resp) = &result {
+            if let Some(by) = &resp.served_by {
+                span.record("probserve.version", by.version.as_str());
+                span.record("probserve.rollout", by.rollout_id.as_str());
+                span.record("probserve.arm", by.arm.as_str());
+                let reason =
+                    RoutingReason::try_from(by.reason).map_or("unknown", |r| r.as_str_name());
+                span.record("probserve.routing_reason", reason);
+            }
+            let method =
+                InferenceMethod::try_from(resp.method).map_or("unknown", |m| m.as_str_name());
+            span.record("probserve.method", method);
+        }
+        result
+    }
+
+    async fn run_one(
         &self,
         r: InferRequest,
         timeout: Option<Duration>,
@@ -624,16 +486,4 @@ impl InferenceService for Inference {
             tokio_stream::wrappers::ReceiverStream::new(rx),
         )))
     }
-}
-
-/// Converts proto inputs for tests and tools.
-pub fn inputs_from_proto(map: &BTreeMap<String, Value>) -> Result<Inputs, Violations> {
-    let mut v = Vec::new();
-    let mut out = Inputs::new();
-    for (k, val) in map {
-        if let Some(iv) = input_value(k, val, &mut v) {
-            out.insert(k.clone(), iv);
-        }
-    }
-    if v.is_empty() { Ok(out) } else { Err(v) }
 }
