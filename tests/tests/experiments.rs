@@ -479,12 +479,37 @@ async fn shadow_rollout_mirrors_calls_and_compares_posteriors() {
     let mut exp = ExperimentServiceClient::new(ch.clone());
     let mut inf = InferenceServiceClient::new(ch.clone());
 
+    // Criteria are checked: a bad one is INVALID_ARGUMENT naming the field.
+    let mut bad = spec("twin", "1.0.0", "1.0.1", vec![]);
+    bad.strategy = RolloutStrategy::Shadow as i32;
+    bad.shadow_criteria = Some(ShadowCriteria {
+        min_agreement: 1.5,
+        ..Default::default()
+    });
+    let e = exp
+        .create_rollout(CreateRolloutRequest {
+            id: "bad-criteria".into(),
+            spec: Some(bad),
+            actor: "ana".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("min_agreement"), "{e:?}");
+
     for (id, model, cand) in [
         ("twin-shadow", "twin", "1.0.1"),
         ("far-shadow", "far", "2.0.0"),
     ] {
         let mut s = spec(model, "1.0.0", cand, vec![]);
         s.strategy = RolloutStrategy::Shadow as i32;
+        if model == "twin" {
+            s.shadow_criteria = Some(ShadowCriteria {
+                min_compared: 50,
+                ..Default::default()
+            });
+        }
         exp.create_rollout(CreateRolloutRequest {
             id: id.into(),
             spec: Some(s),
@@ -534,10 +559,9 @@ async fn shadow_rollout_mirrors_calls_and_compares_posteriors() {
     assert_eq!(twin.compared, calls);
     // Same posterior, same seed: every call agrees.
     assert!(twin.agreement_rate > 0.95, "{twin:?}");
-    assert!(!twin.promotable, "fewer than 1,000 compared calls");
     assert!(
-        twin.blockers.iter().any(|b| b.contains("compared calls")),
-        "{twin:?}"
+        !twin.blockers.iter().any(|b| b.contains("compared calls")),
+        "60 compared calls meet this rollout's 50: {twin:?}"
     );
 
     let far = analysis("far-shadow").await.shadow.unwrap();
@@ -547,6 +571,10 @@ async fn shadow_rollout_mirrors_calls_and_compares_posteriors() {
     assert!(
         far.blockers.iter().any(|b| b.contains("agreement")),
         "{far:?}"
+    );
+    assert!(
+        far.blockers.iter().any(|b| b.contains("compared calls")),
+        "the default needs 1,000: {far:?}"
     );
 
     // The rollout itself stays on its shadow step, serving the baseline.
@@ -561,4 +589,6 @@ async fn shadow_rollout_mirrors_calls_and_compares_posteriors() {
         .unwrap();
     assert_eq!(phase(&r), RolloutPhase::Running as i32);
     assert_eq!(r.status.unwrap().candidate_bps, 0);
+    let criteria = r.spec.unwrap().shadow_criteria.unwrap();
+    assert_eq!((criteria.min_compared, criteria.agreement_k), (1000, 0.5));
 }

@@ -4,7 +4,7 @@
 use probserve_experiment::controller::{Evaluation, Verdict};
 use probserve_experiment::plan::{PrimaryMetric, RolloutSpec, Strategy};
 use probserve_experiment::rollout::{Phase, Rollout};
-use probserve_experiment::shadow::ShadowStats;
+use probserve_experiment::shadow::{ShadowConfig, ShadowStats};
 use probserve_experiment::{ExperimentError, Timestamp};
 use probserve_proto::v1 as pb;
 
@@ -130,6 +130,9 @@ pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, Exp
             spec.guardrails.min_samples_per_arm = g.min_samples_per_arm;
         }
     }
+    if let Some(c) = &p.shadow_criteria {
+        shadow_criteria(&mut spec.shadow, c)?;
+    }
     spec.auto_promote = p.auto_promote;
     spec.validate()?;
     Ok(spec)
@@ -155,6 +158,48 @@ pub fn phase(p: Phase) -> pb::RolloutPhase {
         Phase::RolledBack => pb::RolloutPhase::RolledBack,
         Phase::Aborted => pb::RolloutPhase::Aborted,
     }
+}
+
+/// Applies the set (non-zero) criteria, checking each.
+fn shadow_criteria(cfg: &mut ShadowConfig, c: &pb::ShadowCriteria) -> Result<(), ExperimentError> {
+    let bad =
+        |field: &'static str, reason: String| ExperimentError::InvalidConfig { field, reason };
+    let positive = |field: &'static str, v: f64| {
+        if v.is_finite() && v > 0.0 {
+            Ok(v)
+        } else {
+            Err(bad(field, format!("must be a positive number, got {v}")))
+        }
+    };
+    if c.agreement_k != 0.0 {
+        cfg.k = positive("shadow_criteria.agreement_k", c.agreement_k)?;
+    }
+    if c.min_agreement != 0.0 {
+        let v = c.min_agreement;
+        if !(v > 0.0 && v < 1.0) {
+            return Err(bad(
+                "shadow_criteria.min_agreement",
+                format!("must be in (0, 1), got {v}"),
+            ));
+        }
+        cfg.min_agreement = v;
+    }
+    if c.min_compared != 0 {
+        cfg.min_samples = c.min_compared;
+    }
+    if c.max_p95_latency_ratio != 0.0 {
+        cfg.max_p95_ratio = positive(
+            "shadow_criteria.max_p95_latency_ratio",
+            c.max_p95_latency_ratio,
+        )?;
+    }
+    if c.max_error_rate_ratio != 0.0 {
+        cfg.max_error_ratio = positive(
+            "shadow_criteria.max_error_rate_ratio",
+            c.max_error_rate_ratio,
+        )?;
+    }
+    Ok(())
 }
 
 fn bps(share: f64) -> u32 {
@@ -203,6 +248,13 @@ pub fn rollout_to_proto(model: &str, r: &Rollout) -> pb::Rollout {
                 .map(|m| m.name.clone())
                 .unwrap_or_default(),
             auto_promote: spec.auto_promote,
+            shadow_criteria: Some(pb::ShadowCriteria {
+                agreement_k: spec.shadow.k,
+                min_agreement: spec.shadow.min_agreement,
+                min_compared: spec.shadow.min_samples,
+                max_p95_latency_ratio: spec.shadow.max_p95_ratio,
+                max_error_rate_ratio: spec.shadow.max_error_ratio,
+            }),
         }),
         status: Some(pb::RolloutStatus {
             phase: phase(st.phase) as i32,
