@@ -124,10 +124,34 @@ const MAX_OUTPUT_LEN: usize = 1 << 20;
 /// Integers beyond this magnitude cannot be represented exactly as `f64`.
 const MAX_EXACT_INT: i64 = 1 << 53;
 
+/// How a bound model's program is lowered for execution.
+///
+/// Not a stable API: it exists so that tests can check the optimizing lowering
+/// against the plain one on the same program and data.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lowering {
+    /// Data folded into constants, small loops unrolled, fused observation loops and
+    /// bind-time distributions (what [`CompiledModel::bind`] uses).
+    Optimized,
+    /// A direct translation of every statement and expression, evaluated at run time.
+    Plain,
+}
+
 impl CompiledModel {
     /// Validates `inputs` against the data declarations and binds them, giving a model
     /// the runtime's inference algorithms can run. Every problem is reported.
     pub fn bind(&self, inputs: &Inputs) -> Result<BoundModel, Vec<InputError>> {
+        self.bind_with(inputs, Lowering::Optimized)
+    }
+
+    /// [`CompiledModel::bind`] with a chosen lowering (for differential tests).
+    #[doc(hidden)]
+    pub fn bind_with(
+        &self,
+        inputs: &Inputs,
+        _lowering: Lowering,
+    ) -> Result<BoundModel, Vec<InputError>> {
         let c = &self.inner;
         let p = &c.program;
         let mut errors = Vec::new();

@@ -42,7 +42,7 @@ mod lexer;
 mod model;
 mod parser;
 
-pub use bind::{InputError, InputValue, Inputs};
+pub use bind::{InputError, InputValue, Inputs, Lowering};
 pub use bound::{BoundModel, DEFAULT_STEP_LIMIT};
 pub use diag::{DiagKind, Diagnostic, Diagnostics, Span};
 pub use exec::Draw;
