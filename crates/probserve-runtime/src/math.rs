@@ -17,6 +17,22 @@ pub fn ln_beta(a: f64, b: f64) -> f64 {
     ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
 }
 
+/// `ln Γ(r + k) − ln Γ(r)` for `r > 0`, `k ≥ 0`: exactly 0 for `k = 0`, and for large
+/// `r` from Stirling's series written with `ln_1p`, so neither the cancellation of two
+/// huge log-gammas nor `∞ − ∞` (at `r` near `f64::MAX`) spoils it.
+pub fn ln_poch(r: f64, k: f64) -> f64 {
+    if k == 0.0 {
+        return 0.0;
+    }
+    if r < 1e4 {
+        return ln_gamma(r + k) - ln_gamma(r);
+    }
+    // ln Γ(x) = (x − ½) ln x − x + ½ ln 2π + 1/(12x) − 1/(360x³) + O(x⁻⁵), x ≥ 10⁴.
+    let x = r + k;
+    let series = |x: f64| 1.0 / (12.0 * x) - 1.0 / (360.0 * x * x * x);
+    (x - 0.5) * (k / r).ln_1p() + k * r.ln() - k + (series(x) - series(r))
+}
+
 /// `ln C(n, k)` for `0 ≤ k ≤ n`.
 #[inline]
 pub fn ln_binomial(n: f64, k: f64) -> f64 {

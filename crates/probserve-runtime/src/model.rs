@@ -20,6 +20,21 @@ pub trait Model {
     /// Run once under `h`.
     fn run<H: Handler>(&self, h: &mut H) -> Result<Self::Output, ModelError>;
 
+    /// Run once under `h` and append the run's flattened outputs to `out` (what the
+    /// inference algorithms keep of a run).
+    ///
+    /// The default runs [`Model::run`] and flattens its value; a model whose outputs
+    /// are flat numbers anyway (such as a compiled program) writes them directly and
+    /// skips the intermediate value.
+    #[inline]
+    fn run_into<H: Handler>(&self, h: &mut H, out: &mut Vec<f64>) -> Result<(), ModelError>
+    where
+        Self::Output: Outputs,
+    {
+        self.run(h)?.write_outputs(out);
+        Ok(())
+    }
+
     /// Names of the values [`Outputs::write_outputs`] writes (missing names become `output[i]`).
     fn output_names(&self) -> Vec<String> {
         Vec::new()
@@ -35,6 +50,13 @@ impl<M: Model + ?Sized> Model for &M {
     type Output = M::Output;
     fn run<H: Handler>(&self, h: &mut H) -> Result<Self::Output, ModelError> {
         (**self).run(h)
+    }
+    #[inline]
+    fn run_into<H: Handler>(&self, h: &mut H, out: &mut Vec<f64>) -> Result<(), ModelError>
+    where
+        Self::Output: Outputs,
+    {
+        (**self).run_into(h, out)
     }
     fn output_names(&self) -> Vec<String> {
         (**self).output_names()
@@ -254,6 +276,12 @@ impl<M: Model> Model for Named<M> {
     type Output = M::Output;
     fn run<H: Handler>(&self, h: &mut H) -> Result<M::Output, ModelError> {
         self.m.run(h)
+    }
+    fn run_into<H: Handler>(&self, h: &mut H, out: &mut Vec<f64>) -> Result<(), ModelError>
+    where
+        Self::Output: Outputs,
+    {
+        self.m.run_into(h, out)
     }
     fn output_names(&self) -> Vec<String> {
         self.names.clone()

@@ -512,3 +512,54 @@ fn public_types_are_send_and_sync() {
     check::<ModelError>();
     check::<NormalNormal>();
 }
+
+/// Tiny success probabilities sample in bounded time (rand_distr's geometric sampler
+/// loops forever below p ≈ 1e-16), and the sampler has the right mean elsewhere.
+#[test]
+fn geometric_samples_at_tiny_p_and_has_the_right_mean() {
+    use probserve_runtime::{Geometric, ScalarDist};
+    let mut rng = probserve_runtime::rng::stream_rng(11, 0);
+    for p in [1e-17, 1e-300, f64::MIN_POSITIVE] {
+        let g = Geometric::new(p).expect("valid p");
+        let k = g.sample(&mut rng);
+        assert!(
+            k.is_finite() && k >= 0.0 && k.fract() == 0.0,
+            "p = {p}: {k}"
+        );
+    }
+    assert_eq!(Geometric::new(1.0).expect("p = 1").sample(&mut rng), 0.0);
+    // Mean (1 − p)/p, variance (1 − p)/p²: 4·MCSE bound from 200k draws.
+    for p in [0.05, 0.3, 0.9] {
+        let g = Geometric::new(p).expect("valid p");
+        let n = 200_000;
+        let mean = (0..n).map(|_| g.sample(&mut rng)).sum::<f64>() / f64::from(n);
+        let (want, var) = ((1.0 - p) / p, (1.0 - p) / (p * p));
+        let mcse = (var / f64::from(n)).sqrt();
+        assert!(
+            (mean - want).abs() < 4.0 * mcse,
+            "p = {p}: mean {mean}, want {want} ± {mcse}"
+        );
+    }
+}
+
+/// The negative binomial's log-mass stays exact where `ln Γ(r)` alone overflows or
+/// two huge log-gammas would cancel: `k = 0` is `r ln p` (here −∞), and for large `r`
+/// the mass matches the Poisson limit it tends to.
+#[test]
+fn negative_binomial_log_mass_for_huge_r() {
+    use probserve_runtime::{NegativeBinomial, Poisson, ScalarDist};
+    let nb = NegativeBinomial::new(3.946e306, 4.6e-49).expect("valid");
+    assert_eq!(nb.log_prob(0.0), f64::NEG_INFINITY);
+    assert!(!nb.log_prob(7.0).is_nan());
+    // With r = 1e12 and mean λ = r(1 − p)/p ≈ 5 it is Poisson(λ) up to O(λ²/r); the
+    // difference of two log-gammas near 2.6e13 would have lost about 1e-3 here.
+    let r = 1e12;
+    let p = r / (r + 5.0);
+    let lambda = r * (1.0 - p) / p;
+    let nb = NegativeBinomial::new(r, p).expect("valid");
+    let po = Poisson::new(lambda).expect("valid");
+    for k in [0.0, 1.0, 5.0, 20.0] {
+        let (a, b) = (nb.log_prob(k), po.log_prob(k));
+        assert!((a - b).abs() < 1e-9, "k = {k}: {a} vs {b}");
+    }
+}

@@ -2,7 +2,7 @@
 
 use super::{ScalarDist, Support, is_count, positive, probability, xlog1py, xlogy};
 use crate::error::DistError;
-use crate::math::{ln_binomial, ln_gamma};
+use crate::math::{ln_binomial, ln_gamma, ln_poch};
 use rand::Rng;
 use rand_distr::Distribution as _;
 
@@ -291,11 +291,16 @@ impl ScalarDist for Geometric {
         }
         xlog1py(k, -self.p) + self.p.ln()
     }
+    /// By inversion, `⌊ln U / ln(1 − p)⌋` with `U` uniform on `(0, 1]` (one uniform per
+    /// draw). `ln_1p` keeps tiny `p` exact; `rand_distr`'s sampler never returns for
+    /// `p` below about 1e-16, where `1 − p` rounds to 1.
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        match rand_distr::Geometric::new(self.p) {
-            Ok(g) => (g.sample(rng) as f64).min(MAX_COUNT),
-            Err(_) => f64::NAN,
+        if self.p >= 1.0 {
+            return 0.0;
         }
+        let u = 1.0 - rng.random::<f64>();
+        let k = (u.ln() / (-self.p).ln_1p()).floor();
+        if k > 0.0 { k.min(MAX_COUNT) } else { 0.0 }
     }
     fn support(&self) -> Support {
         Support::NonNegativeInteger
@@ -307,7 +312,8 @@ impl ScalarDist for Geometric {
 pub struct NegativeBinomial {
     r: f64,
     p: f64,
-    norm: f64,
+    /// `r ln p` (−∞ when it underflows: every count is then impossible in `f64`).
+    r_ln_p: f64,
 }
 
 impl NegativeBinomial {
@@ -324,7 +330,7 @@ impl NegativeBinomial {
         Ok(NegativeBinomial {
             r,
             p,
-            norm: r * p.ln() - ln_gamma(r),
+            r_ln_p: r * p.ln(),
         })
     }
 }
@@ -337,7 +343,7 @@ impl ScalarDist for NegativeBinomial {
         if !is_count(k, f64::INFINITY) {
             return f64::NEG_INFINITY;
         }
-        self.norm + ln_gamma(k + self.r) - ln_gamma(k + 1.0) + xlog1py(k, -self.p)
+        self.r_ln_p + ln_poch(self.r, k) - ln_gamma(k + 1.0) + xlog1py(k, -self.p)
     }
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         if self.p == 1.0 {

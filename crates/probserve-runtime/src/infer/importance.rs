@@ -82,13 +82,13 @@ where
     for _ in 0..cfg.particles {
         check.tick()?;
         trace.clear();
-        let out = model
-            .run(&mut PriorHandler::new(&mut rng, &mut trace))
+        model
+            .run_into(&mut PriorHandler::new(&mut rng, &mut trace), sink.staging())
             .map_err(|e| model_error(model, e))?;
         trace
             .check_unique_cached(&mut verified)
             .map_err(|e| model_error(model, e))?;
-        sink.push(&out)?;
+        sink.commit()?;
         log_weights.push(trace.log_likelihood_and_factors());
     }
     let mut weights = Vec::with_capacity(cfg.particles);

@@ -12,7 +12,7 @@ use crate::error::ModelError;
 use crate::handler::{
     BaseCursor, Handler, check_factor, check_log_prob, check_value, check_vector,
 };
-use crate::model::Model;
+use crate::model::{Model, Outputs};
 use crate::trace::{Record, SiteKind, Trace};
 use rand::Rng;
 use rand_distr::StandardNormal;
@@ -190,6 +190,8 @@ fn pick_latent<R: Rng + ?Sized>(
 pub(crate) struct Scratch {
     prop: Trace,
     vec_a: Vec<f64>,
+    /// Flattened outputs of the last proposal's run (the new state's, when accepted).
+    pub(crate) out: Vec<f64>,
 }
 
 /// `β · l` with `0 · (−∞) = 0`.
@@ -206,8 +208,8 @@ pub(crate) fn log_target(t: &Trace, beta: f64) -> f64 {
 
 /// One single-site MH move on `trace` (with its cached latent list, if any).
 ///
-/// Returns the model output of the new state when the proposal was accepted (the trace has
-/// then been replaced), `None` when rejected.
+/// Returns true when the proposal was accepted: the trace has then been replaced and
+/// `scratch.out` holds the flattened outputs of the new state.
 #[allow(clippy::too_many_arguments)] // the move's whole state, kept flat to avoid re-borrowing
 pub(crate) fn mh_step<M, R>(
     model: &M,
@@ -218,18 +220,20 @@ pub(crate) fn mh_step<M, R>(
     rng: &mut R,
     beta: f64,
     adapting: bool,
-) -> Result<Option<M::Output>, ModelError>
+) -> Result<bool, ModelError>
 where
     M: Model + ?Sized,
+    M::Output: Outputs,
     R: Rng + ?Sized,
 {
     let Some((j, n_cur)) = pick_latent(trace, latents.as_deref(), rng) else {
-        return Ok(None);
+        return Ok(false);
     };
     let Some(target) = trace.records().get(j) else {
-        return Ok(None);
+        return Ok(false);
     };
     scratch.prop.clear();
+    scratch.out.clear();
     let mut h = ProposalHandler {
         cursor: BaseCursor::new(trace),
         target,
@@ -242,14 +246,14 @@ where
         log_q_births: 0.0,
         stay: false,
     };
-    let out = model.run(&mut h)?;
+    model.run_into(&mut h, &mut scratch.out)?;
     let (log_hastings, log_q_births, stay, slot) = (h.log_hastings, h.log_q_births, h.stay, h.slot);
     let visited = h.trace.records().len();
     let same = h.cursor.same_structure(visited);
     let prop = &scratch.prop;
     if stay {
         adapt.update(slot, 0.0, false, adapting);
-        return Ok(None);
+        return Ok(false);
     }
     let mut log_alpha_extra = log_hastings - log_q_births;
     if !same {
@@ -272,7 +276,7 @@ where
         }
         if n_prop == 0 {
             adapt.update(slot, 0.0, false, adapting);
-            return Ok(None);
+            return Ok(false);
         }
         log_alpha_extra += (n_cur as f64).ln() - (n_prop as f64).ln();
     }
@@ -299,13 +303,13 @@ where
     };
     adapt.update(slot, accept_prob, accept, adapting);
     if !accept {
-        return Ok(None);
+        return Ok(false);
     }
     std::mem::swap(trace, &mut scratch.prop);
     if !same && let Some(l) = latents {
         latent_indices(trace, l);
     }
-    Ok(Some(out))
+    Ok(true)
 }
 
 struct ProposalHandler<'a, R: ?Sized> {

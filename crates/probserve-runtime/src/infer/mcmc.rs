@@ -236,15 +236,15 @@ where
     R: rand::Rng + ?Sized,
 {
     let mut trace = Trace::new();
+    let mut flat = Vec::new();
     for _ in 0..attempts.max(1) {
         trace.clear();
-        let out = model
-            .run(&mut PriorHandler::new(rng, &mut trace))
+        flat.clear();
+        model
+            .run_into(&mut PriorHandler::new(rng, &mut trace), &mut flat)
             .map_err(|e| model_error(model, e))?;
         trace.check_unique().map_err(|e| model_error(model, e))?;
         if log_target(&trace, 1.0).is_finite() {
-            let mut flat = Vec::new();
-            out.write_outputs(&mut flat);
             return Ok((trace, flat));
         }
     }
@@ -284,9 +284,8 @@ where
             1.0,
             true,
         );
-        if let Some(o) = step.map_err(err)? {
-            out.clear();
-            o.write_outputs(&mut out);
+        if step.map_err(err)? {
+            std::mem::swap(&mut out, &mut scratch.out);
         }
     }
     adapt.reset_counts();
@@ -306,10 +305,9 @@ where
             1.0,
             false,
         );
-        if let Some(o) = step.map_err(err)? {
+        if step.map_err(err)? {
             accepted += 1;
-            out.clear();
-            o.write_outputs(&mut out);
+            std::mem::swap(&mut out, &mut scratch.out);
         }
         if (i + 1) % cfg.thin == 0 {
             if out.len() != width {

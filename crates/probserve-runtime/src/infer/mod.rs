@@ -85,6 +85,26 @@ impl DrawSink {
     pub(crate) fn stage<O: Outputs + ?Sized>(&mut self, out: &O) -> Result<&[f64], InferError> {
         self.scratch.clear();
         out.write_outputs(&mut self.scratch);
+        self.check_width()?;
+        Ok(&self.scratch)
+    }
+
+    /// The cleared scratch buffer, for a run to write its outputs into (then
+    /// [`DrawSink::commit`]).
+    pub(crate) fn staging(&mut self) -> &mut Vec<f64> {
+        self.scratch.clear();
+        &mut self.scratch
+    }
+
+    /// Check the width of the values written to [`DrawSink::staging`] and append them.
+    pub(crate) fn commit(&mut self) -> Result<(), InferError> {
+        self.check_width()?;
+        self.push_staged();
+        Ok(())
+    }
+
+    /// The first row fixes the width; later ones must match it.
+    fn check_width(&mut self) -> Result<(), InferError> {
         if self.draws.rows == 0 && self.draws.values.is_empty() && self.draws.width == 0 {
             self.draws.width = self.scratch.len();
         } else if self.scratch.len() != self.draws.width {
@@ -93,7 +113,7 @@ impl DrawSink {
                 got: self.scratch.len(),
             });
         }
-        Ok(&self.scratch)
+        Ok(())
     }
 
     pub(crate) fn push<O: Outputs + ?Sized>(&mut self, out: &O) -> Result<(), InferError> {

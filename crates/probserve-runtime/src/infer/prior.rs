@@ -69,13 +69,13 @@ where
     for _ in 0..cfg.draws {
         check.tick()?;
         let mut trace = pool.take();
-        let out = model
-            .run(&mut PriorHandler::new(&mut rng, &mut trace))
+        model
+            .run_into(&mut PriorHandler::new(&mut rng, &mut trace), sink.staging())
             .map_err(|e| model_error(model, e))?;
         trace
             .check_unique_cached(&mut verified)
             .map_err(|e| model_error(model, e))?;
-        sink.push(&out)?;
+        sink.commit()?;
         log_likelihoods.push(trace.log_likelihood_and_factors());
         pool.give(trace);
     }
@@ -125,16 +125,17 @@ where
     for i in 0..cfg.draws {
         check.tick()?;
         let mut trace = pool.take();
-        let out = model
-            .run(&mut PriorPredictiveHandler {
-                rng: &mut rng,
-                trace: &mut trace,
-            })
+        let mut handler = PriorPredictiveHandler {
+            rng: &mut rng,
+            trace: &mut trace,
+        };
+        model
+            .run_into(&mut handler, sink.staging())
             .map_err(|e| model_error(model, e))?;
         trace
             .check_unique_cached(&mut verified)
             .map_err(|e| model_error(model, e))?;
-        sink.push(&out)?;
+        sink.commit()?;
         let mut row = Vec::new();
         for r in trace
             .records()

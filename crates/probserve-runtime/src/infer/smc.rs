@@ -222,14 +222,13 @@ where
     for i in 0..n {
         check.tick()?;
         let mut trace = pool.take();
-        let out = model
-            .run(&mut PriorHandler::new(&mut rng, &mut trace))
+        staged.clear();
+        model
+            .run_into(&mut PriorHandler::new(&mut rng, &mut trace), &mut staged)
             .map_err(|e| model_error(model, e))?;
         trace
             .check_unique_cached(&mut verified)
             .map_err(|e| model_error(model, e))?;
-        staged.clear();
-        out.write_outputs(&mut staged);
         if i == 0 {
             width = staged.len();
             outs.reserve(super::capped(n.saturating_mul(width)));
@@ -310,17 +309,16 @@ where
                     true,
                 );
                 proposals += 1;
-                if let Some(o) = step.map_err(|e| model_error(model, e))? {
+                if step.map_err(|e| model_error(model, e))? {
                     accepted += 1;
-                    staged.clear();
-                    o.write_outputs(&mut staged);
+                    let staged = &scratch.out;
                     if staged.len() != width {
                         return Err(InferError::OutputShape {
                             expected: width,
                             got: staged.len(),
                         });
                     }
-                    outs[i * width..(i + 1) * width].copy_from_slice(&staged);
+                    outs[i * width..(i + 1) * width].copy_from_slice(staged);
                 }
             }
             *l = t.log_likelihood_and_factors();
