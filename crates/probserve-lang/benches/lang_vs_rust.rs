@@ -1,9 +1,13 @@
 //! The same models written in the model language and against the runtime's Rust API,
 //! run by the same algorithm with the same seed, side by side in one run:
 //! (a) importance sampling on the temperature sensor, (b) single-site MH on a
-//! 100-point regression, (c) single-site MH on eight schools, plus (d) parse+compile
-//! time of the temperature model. Before timing, each pair is checked to produce
-//! bit-identical draws. Prints a table with lang/rust ratios after criterion's runs.
+//! 100-point regression (a fused observation loop), (c) single-site MH on eight
+//! schools (an unrolled loop), (d) single-site MH on a 300-point logistic regression
+//! (a loop too long to unroll), (e) single-site MH on a 40-group hierarchical model
+//! with 400 observations indexed by group (a run-time array read at data indices),
+//! plus parse+compile time of the temperature model. Before timing, each pair is
+//! checked to produce bit-identical draws. Prints a table with lang/rust ratios after
+//! criterion's runs.
 //!
 //! Run: `cargo bench -p probserve-lang --bench lang_vs_rust` (about a minute).
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -101,6 +105,100 @@ impl ps::Model for EightRust {
     }
 }
 
+/// The language's `inv_logit`, operation for operation.
+fn inv_logit(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+struct LogRegRust {
+    x: Vec<f64>,
+    y: Vec<f64>,
+}
+
+impl ps::Model for LogRegRust {
+    type Output = (f64, f64);
+    #[inline]
+    fn run<H: ps::Handler>(&self, h: &mut H) -> Result<(f64, f64), ps::ModelError> {
+        let a = h.sample(ps::Address::new("alpha"), &ps::Normal::new(0.0, 2.5)?)?;
+        let b = h.sample(ps::Address::new("beta"), &ps::Normal::new(0.0, 2.5)?)?;
+        for (i, (&x, &y)) in self.x.iter().zip(&self.y).enumerate() {
+            let p = inv_logit(a + b * x);
+            h.observe(
+                ps::Address::new("y").at_usize(i),
+                &ps::Bernoulli::new(p)?,
+                y,
+            )?;
+        }
+        Ok((a, b))
+    }
+}
+
+const LOGREG: &str = "model logreg {
+  data x: real[];
+  data y: bool[len(x)];
+  alpha ~ normal(0.0, 2.5);
+  beta ~ normal(0.0, 2.5);
+  for i in 0..len(y) {
+    y[i] ~ bernoulli(inv_logit(alpha + beta * x[i]));
+  }
+  output alpha, beta;
+}";
+
+struct HierRust {
+    g: Vec<usize>,
+    y: Vec<f64>,
+    groups: usize,
+}
+
+impl ps::Model for HierRust {
+    type Output = (f64, f64, f64);
+    #[inline]
+    fn run<H: ps::Handler>(&self, h: &mut H) -> Result<(f64, f64, f64), ps::ModelError> {
+        let mu = h.sample(ps::Address::new("mu"), &ps::Normal::new(0.0, 5.0)?)?;
+        let tau = h.sample(ps::Address::new("tau"), &ps::HalfNormal::new(2.0)?)?;
+        let sigma = h.sample(ps::Address::new("sigma"), &ps::HalfNormal::new(2.0)?)?;
+        let mut theta = Vec::with_capacity(self.groups);
+        for j in 0..self.groups {
+            let eta = h.sample(
+                ps::Address::new("eta").at_usize(j),
+                &ps::Normal::new(0.0, 1.0)?,
+            )?;
+            theta.push(mu + tau * eta);
+        }
+        for (i, (&g, &y)) in self.g.iter().zip(&self.y).enumerate() {
+            let m = theta.get(g).copied().unwrap_or(f64::NAN);
+            h.observe(
+                ps::Address::new("y").at_usize(i),
+                &ps::Normal::new(m, sigma)?,
+                y,
+            )?;
+        }
+        Ok((mu, tau, sigma))
+    }
+}
+
+const HIER: &str = "model hier {
+  data J: int;
+  data g: int[];
+  data y: real[len(g)];
+  mu ~ normal(0.0, 5.0);
+  tau ~ half_normal(2.0);
+  sigma ~ half_normal(2.0);
+  for j in 0..J {
+    eta[j] ~ normal(0.0, 1.0);
+    let theta[j] = mu + tau * eta[j];
+  }
+  for i in 0..len(y) {
+    y[i] ~ normal(theta[g[i]], sigma);
+  }
+  output mu, tau, sigma;
+}";
+
 // ------------------------------------------------------------------ setup
 
 fn regression_data() -> (Vec<f64>, Vec<f64>) {
@@ -111,6 +209,59 @@ fn regression_data() -> (Vec<f64>, Vec<f64>) {
         .map(|(i, x)| 0.5 + 1.5 * x + ((i * 7919 % 17) as f64 / 8.0 - 1.0) * 0.3)
         .collect();
     (x, y)
+}
+
+fn logreg_data() -> (Vec<f64>, Vec<f64>) {
+    let x: Vec<f64> = (0..300).map(|i| f64::from(i) / 100.0 - 1.5).collect();
+    let y = x
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            f64::from(u8::from(
+                0.4 + 1.2 * x + ((i * 7919 % 13) as f64 / 6.0 - 1.0) > 0.0,
+            ))
+        })
+        .collect();
+    (x, y)
+}
+
+const GROUPS: usize = 40;
+
+fn hier_data() -> (Vec<usize>, Vec<f64>) {
+    let g: Vec<usize> = (0..400).map(|i| i * 7 % GROUPS).collect();
+    let y = g
+        .iter()
+        .enumerate()
+        .map(|(i, &g)| 1.0 + 0.1 * g as f64 + ((i * 7919 % 17) as f64 / 8.0 - 1.0))
+        .collect();
+    (g, y)
+}
+
+fn logreg_lang(x: &[f64], y: &[f64]) -> BoundModel {
+    compile(LOGREG)
+        .unwrap()
+        .bind(&Inputs::from([
+            ("x".to_string(), InputValue::RealVec(x.to_vec())),
+            (
+                "y".to_string(),
+                InputValue::BoolVec(y.iter().map(|&v| v == 1.0).collect()),
+            ),
+        ]))
+        .unwrap()
+}
+
+fn hier_lang(g: &[usize], y: &[f64]) -> BoundModel {
+    compile(HIER)
+        .unwrap()
+        .bind(&Inputs::from([
+            ("J".to_string(), InputValue::Int(GROUPS as i64)),
+            (
+                "g".to_string(),
+                InputValue::IntVec(g.iter().map(|&v| v as i64).collect()),
+            ),
+            ("y".to_string(), InputValue::RealVec(y.to_vec())),
+        ]))
+        .unwrap()
 }
 
 fn temp_lang() -> BoundModel {
@@ -184,6 +335,20 @@ fn check_equivalence(x: &[f64], y: &[f64]) {
         })
     );
     assert_eq!(mh_draws(&eight_lang()), mh_draws(&EightRust));
+    let (lx, ly) = logreg_data();
+    assert_eq!(
+        mh_draws(&logreg_lang(&lx, &ly)),
+        mh_draws(&LogRegRust { x: lx, y: ly })
+    );
+    let (g, hy) = hier_data();
+    assert_eq!(
+        mh_draws(&hier_lang(&g, &hy)),
+        mh_draws(&HierRust {
+            g,
+            y: hy,
+            groups: GROUPS
+        })
+    );
 }
 
 // ------------------------------------------------------------------ criterion
@@ -228,6 +393,35 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
+    let (lx, ly) = logreg_data();
+    let (lg, lg_rust) = (logreg_lang(&lx, &ly), LogRegRust { x: lx, y: ly });
+    let mut g = c.benchmark_group("mh_logistic_300pt_5k_iter");
+    g.sample_size(10);
+    g.bench_function("lang", |b| {
+        b.iter(|| ps::mcmc(black_box(&lg), &mh_cfg()).unwrap())
+    });
+    g.bench_function("rust", |b| {
+        b.iter(|| ps::mcmc(black_box(&lg_rust), &mh_cfg()).unwrap())
+    });
+    g.finish();
+
+    let (hg, hy) = hier_data();
+    let hi = hier_lang(&hg, &hy);
+    let hi_rust = HierRust {
+        g: hg,
+        y: hy,
+        groups: GROUPS,
+    };
+    let mut g = c.benchmark_group("mh_hierarchical_40x400_5k_iter");
+    g.sample_size(10);
+    g.bench_function("lang", |b| {
+        b.iter(|| ps::mcmc(black_box(&hi), &mh_cfg()).unwrap())
+    });
+    g.bench_function("rust", |b| {
+        b.iter(|| ps::mcmc(black_box(&hi_rust), &mh_cfg()).unwrap())
+    });
+    g.finish();
+
     let src = builtin_model("temperature_sensor").unwrap();
     c.bench_function("compile_temperature_sensor", |b| {
         b.iter(|| compile(black_box(src)).unwrap())
@@ -263,11 +457,20 @@ fn ratio_table() {
         y: y.clone(),
     };
     let es = eight_lang();
+    let (lx, ly) = logreg_data();
+    let (lg, lg_rust) = (logreg_lang(&lx, &ly), LogRegRust { x: lx, y: ly });
+    let (hg, hy) = hier_data();
+    let hi = hier_lang(&hg, &hy);
+    let hi_rust = HierRust {
+        g: hg,
+        y: hy,
+        groups: GROUPS,
+    };
     eprintln!(
         "\n| benchmark (same algorithm, same seed) | language | Rust API | ratio lang/rust |"
     );
     eprintln!("|---|---|---|---|");
-    let rows: [(&str, (f64, f64)); 3] = [
+    let rows: [(&str, (f64, f64)); 5] = [
         (
             "importance sampling, temperature, 10k particles",
             paired(
@@ -300,6 +503,22 @@ fn ratio_table() {
                 || drop(black_box(ps::mcmc(&EightRust, &mh_cfg()).unwrap())),
             ),
         ),
+        (
+            "single-site MH, 300-point logistic regression, 5k iterations",
+            paired(
+                11,
+                || drop(black_box(ps::mcmc(&lg, &mh_cfg()).unwrap())),
+                || drop(black_box(ps::mcmc(&lg_rust, &mh_cfg()).unwrap())),
+            ),
+        ),
+        (
+            "single-site MH, hierarchical 40 groups × 400 points, 5k iterations",
+            paired(
+                11,
+                || drop(black_box(ps::mcmc(&hi, &mh_cfg()).unwrap())),
+                || drop(black_box(ps::mcmc(&hi_rust, &mh_cfg()).unwrap())),
+            ),
+        ),
     ];
     for (name, (l, r)) in rows {
         eprintln!(
@@ -328,38 +547,51 @@ criterion_group! {
     targets = benches
 }
 
-/// One workload, run `reps` times, for instruction counting:
-/// `LANG_PROFILE=lr-lang valgrind --tool=callgrind --toggle-collect='*profile_work*' <bench binary>`
-/// (workloads: temp-lang, temp-rust, lr-lang, lr-rust, es-lang, es-rust).
-#[inline(never)]
-fn profile_work(which: &str, reps: usize) {
+/// One workload, for instruction counting: setup runs outside the measured call, so
+/// `LANG_PROFILE=lr-lang valgrind --tool=callgrind --toggle-collect='*measured*' <bench binary>`
+/// counts only the inference (workloads: temp-lang, temp-rust, lr-lang, lr-rust,
+/// es-lang, es-rust, lg-lang, lg-rust, hi-lang, hi-rust).
+fn profile_work(which: &str) {
     let (x, y) = regression_data();
     let temp = temp_lang();
+    let temp_rust = TempRust { reading: 22.0 };
     let lr = linreg_lang(&x, &y);
     let lr_rust = LinRegRust { x, y };
     let es = eight_lang();
-    for _ in 0..reps {
-        match which {
-            "temp-lang" => drop(black_box(
-                ps::importance_sampling(&temp, &is_cfg()).unwrap(),
-            )),
-            "temp-rust" => drop(black_box(
-                ps::importance_sampling(&TempRust { reading: 22.0 }, &is_cfg()).unwrap(),
-            )),
-            "lr-lang" => drop(black_box(ps::mcmc(&lr, &mh_cfg()).unwrap())),
-            "lr-rust" => drop(black_box(ps::mcmc(&lr_rust, &mh_cfg()).unwrap())),
-            "es-lang" => drop(black_box(ps::mcmc(&es, &mh_cfg()).unwrap())),
-            "es-rust" => drop(black_box(ps::mcmc(&EightRust, &mh_cfg()).unwrap())),
-            _ => panic!("unknown workload {which}"),
-        }
+    let (lx, ly) = logreg_data();
+    let (lg, lg_rust) = (logreg_lang(&lx, &ly), LogRegRust { x: lx, y: ly });
+    let (hg, hy) = hier_data();
+    let hi = hier_lang(&hg, &hy);
+    let hi_rust = HierRust {
+        g: hg,
+        y: hy,
+        groups: GROUPS,
+    };
+    match which {
+        "temp-lang" => measured(|| ps::importance_sampling(&temp, &is_cfg()).map(drop)),
+        "temp-rust" => measured(|| ps::importance_sampling(&temp_rust, &is_cfg()).map(drop)),
+        "lr-lang" => measured(|| ps::mcmc(&lr, &mh_cfg()).map(drop)),
+        "lr-rust" => measured(|| ps::mcmc(&lr_rust, &mh_cfg()).map(drop)),
+        "es-lang" => measured(|| ps::mcmc(&es, &mh_cfg()).map(drop)),
+        "es-rust" => measured(|| ps::mcmc(&EightRust, &mh_cfg()).map(drop)),
+        "lg-lang" => measured(|| ps::mcmc(&lg, &mh_cfg()).map(drop)),
+        "lg-rust" => measured(|| ps::mcmc(&lg_rust, &mh_cfg()).map(drop)),
+        "hi-lang" => measured(|| ps::mcmc(&hi, &mh_cfg()).map(drop)),
+        "hi-rust" => measured(|| ps::mcmc(&hi_rust, &mh_cfg()).map(drop)),
+        _ => panic!("unknown workload {which}"),
     }
+}
+
+#[inline(never)]
+fn measured(f: impl FnOnce() -> Result<(), ps::InferError>) {
+    black_box(f()).unwrap();
 }
 
 fn main() {
     if let Ok(which) = std::env::var("LANG_PROFILE") {
         let (x, y) = regression_data();
         check_equivalence(&x, &y);
-        profile_work(&which, 1);
+        profile_work(&which);
         return;
     }
     group();

@@ -4,13 +4,25 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use probserve_runtime::{CancelToken, Categorical, Dist};
+use probserve_runtime::{CancelToken, Categorical, ModelError};
 
 use crate::BoundModel;
 use crate::builtins::DistKind;
-use crate::exec::{self, BoundData, Prebuilt};
-use crate::ir::{DerivedEx, OutputItem, for_each_dist};
-use crate::model::{CompiledModel, DataType, ElemType, Shape, VecSize};
+use crate::errors::{self, index};
+use crate::ir::{DerivedEx, Ex, OutputItem, for_each_dist};
+use crate::model::{Compiled, CompiledModel, DataType, ElemType, Shape, VecSize};
+use crate::plan;
+
+/// Data bound for one request, converted to `f64`.
+#[derive(Debug)]
+pub(crate) struct BoundData {
+    /// Values of the scalar data slots.
+    pub(crate) scalars: Vec<f64>,
+    /// Data vectors by vector index.
+    pub(crate) vecs: Vec<Vec<f64>>,
+    /// Bind-time reductions by derived index.
+    pub(crate) derived: Vec<f64>,
+}
 
 /// Request data: field name to value.
 pub type Inputs = BTreeMap<String, InputValue>;
@@ -150,7 +162,7 @@ impl CompiledModel {
     pub fn bind_with(
         &self,
         inputs: &Inputs,
-        _lowering: Lowering,
+        lowering: Lowering,
     ) -> Result<BoundModel, Vec<InputError>> {
         let c = &self.inner;
         let p = &c.program;
@@ -218,32 +230,23 @@ impl CompiledModel {
             })
             .filter_map(|r| r.map_err(|e| errors.push(e)).ok())
             .collect();
-        let mut data = BoundData {
+        let data = BoundData {
             scalars,
             vecs,
             derived,
-            prebuilt: Vec::new(),
         };
-        data.prebuilt = exec::prebuild(c, &data);
         for_each_dist(&p.body, &mut |d| {
             if d.kind != DistKind::Categorical {
                 return;
             }
             let probs = d.vec_arg.map_or(&[][..], |v| vec_at(&data.vecs, v));
-            match Categorical::new(probs) {
-                Ok(cat) => {
-                    if let Some(slot) = data.prebuilt.get_mut(d.id as usize) {
-                        *slot = Prebuilt::Full(Dist::Categorical(cat));
-                    }
-                }
-                Err(e) => {
-                    let field = vec_name(self, d.vec_arg.unwrap_or(u32::MAX)).to_string();
-                    if !errors.iter().any(|x| x.field() == field) {
-                        errors.push(InputError::Invalid {
-                            field,
-                            message: format!("not a valid probability table: {e}"),
-                        });
-                    }
+            if let Err(e) = Categorical::new(probs) {
+                let field = vec_name(self, d.vec_arg.unwrap_or(u32::MAX)).to_string();
+                if !errors.iter().any(|x| x.field() == field) {
+                    errors.push(InputError::Invalid {
+                        field,
+                        message: format!("not a valid probability table: {e}"),
+                    });
                 }
             }
         });
@@ -260,7 +263,7 @@ impl CompiledModel {
                 }
                 OutputItem::Array {
                     name, extents: ex, ..
-                } => match exec::eval_extent(c, &data, ex) {
+                } => match eval_extent(c, &data, ex) {
                     Ok(n) if n <= MAX_OUTPUT_LEN => {
                         extents.push(n);
                         labels.extend((0..n).map(|i| format!("{name}[{i}]")));
@@ -281,15 +284,69 @@ impl CompiledModel {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let plan = plan::lower(c, &data, &extents, lowering.into());
         Ok(BoundModel {
             compiled: Arc::clone(&self.inner),
             data: Arc::new(data),
-            extents: extents.into(),
+            plan: Arc::new(plan),
             labels: labels.into(),
             step_limit: crate::DEFAULT_STEP_LIMIT,
             cancel: CancelToken::never(),
         })
     }
+}
+
+/// The length of an indexed output: the largest of its data-only extents.
+fn eval_extent(c: &Compiled, data: &BoundData, extents: &[Ex]) -> Result<usize, String> {
+    let mut n = 0usize;
+    for e in extents {
+        let v = eval_data(c, data, e).map_err(|e| e.to_string())?;
+        if v.is_finite() && v > 0.0 {
+            n = n.max(v as usize);
+        }
+    }
+    Ok(n)
+}
+
+/// Evaluates a data-only expression (constants, data, bind-time reductions).
+fn eval_data(c: &Compiled, data: &BoundData, e: &Ex) -> Result<f64, ModelError> {
+    let ev = |e: &Ex| eval_data(c, data, e);
+    Ok(match e {
+        Ex::Const(x) => *x,
+        Ex::Slot(s) => data.scalars.get(*s as usize).copied().unwrap_or(f64::NAN),
+        Ex::Derived(d) => data.derived.get(*d as usize).copied().unwrap_or(f64::NAN),
+        Ex::VecElem(v, i) => {
+            let i = ev(i)?;
+            match vec_at(&data.vecs, *v).get(index(i)) {
+                Some(x) => *x,
+                None => return Err(errors::vec_index(c, data, *v, i)),
+            }
+        }
+        Ex::ArrElem(..) => f64::NAN,
+        Ex::Call1(f, a) => f.apply(ev(a)?),
+        Ex::Call2(f, a, b) => f.apply(ev(a)?, ev(b)?),
+        Ex::And(a, b) => {
+            if ev(a)? != 0.0 {
+                ev(b)?
+            } else {
+                0.0
+            }
+        }
+        Ex::Or(a, b) => {
+            if ev(a)? != 0.0 {
+                1.0
+            } else {
+                ev(b)?
+            }
+        }
+        Ex::Cond(k, a, b) => {
+            if ev(k)? != 0.0 {
+                ev(a)?
+            } else {
+                ev(b)?
+            }
+        }
+    })
 }
 
 enum Converted {

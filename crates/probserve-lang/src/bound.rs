@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use probserve_runtime::{CancelToken, Handler, Model, ModelError, SiteId};
 
-use crate::exec::{self, BoundData, Draw, Run, STACK_SLOTS};
+use crate::bind::BoundData;
+use crate::draw::Draw;
 use crate::model::Compiled;
+use crate::plan::Plan;
 
 /// Default step budget of one model run (statements plus loop iterations).
 pub const DEFAULT_STEP_LIMIT: u64 = 10_000_000;
@@ -14,20 +16,19 @@ pub const DEFAULT_STEP_LIMIT: u64 = 10_000_000;
 /// A compiled model with bound data. Implements the runtime's [`Model`] trait, so
 /// prior sampling, importance sampling, SMC and MCMC all apply.
 ///
-/// Cheap to clone (two `Arc`s). Each run is limited to [`DEFAULT_STEP_LIMIT`] steps
-/// (see [`BoundModel::with_step_limit`]) and stops early when the token set with
-/// [`BoundModel::with_cancel`] fires.
+/// Binding lowered the program onto the data (see `crate::plan`), so a run executes
+/// only what depends on the latents. Cheap to clone (`Arc`s). Each run is limited to
+/// [`DEFAULT_STEP_LIMIT`] steps (see [`BoundModel::with_step_limit`]) and stops early
+/// when the token set with [`BoundModel::with_cancel`] fires.
 #[derive(Debug, Clone)]
 pub struct BoundModel {
     pub(crate) compiled: Arc<Compiled>,
     pub(crate) data: Arc<BoundData>,
-    /// Bind-time length of each output item (0 for scalars).
-    pub(crate) extents: Arc<[usize]>,
+    pub(crate) plan: Arc<Plan>,
     pub(crate) labels: Arc<[String]>,
     pub(crate) step_limit: u64,
     pub(crate) cancel: CancelToken,
 }
-
 impl BoundModel {
     /// Sets the per-run step budget (statements plus loop iterations).
     #[must_use]
@@ -64,41 +65,16 @@ impl BoundModel {
 impl Model for BoundModel {
     type Output = Draw;
 
+    #[inline(always)]
     fn run<H: Handler>(&self, h: &mut H) -> Result<Draw, ModelError> {
-        let c = &*self.compiled;
-        let data = &*self.data;
-        let p = &c.program;
-        let n_slots = p.n_slots as usize;
-        if p.n_arrays == 0 && n_slots <= STACK_SLOTS {
-            // Small programs without indexed sites need no pooled memory.
-            let mut slots = [f64::NAN; STACK_SLOTS];
-            let n_data = data.scalars.len().min(n_slots);
-            slots[..n_data].copy_from_slice(&data.scalars[..n_data]);
-            let mut run = Run::new(
-                c,
-                data,
-                &mut slots[..n_slots],
-                &mut [],
-                h,
-                &self.cancel,
-                self.step_limit,
-            );
-            run.program()?;
-            return Ok(run.outputs(&self.extents, self.labels.len()));
-        }
-        exec::with_frame(c, data, |frame| {
-            let mut run = Run::new(
-                c,
-                data,
-                &mut frame.slots,
-                &mut frame.arrays,
-                h,
-                &self.cancel,
-                self.step_limit,
-            );
-            run.program()?;
-            Ok(run.outputs(&self.extents, self.labels.len()))
-        })
+        let mut draw = Draw::default();
+        crate::vm::run(self, h, &mut draw.vals)?;
+        Ok(draw)
+    }
+
+    #[inline(always)]
+    fn run_into<H: Handler>(&self, h: &mut H, out: &mut Vec<f64>) -> Result<(), ModelError> {
+        crate::vm::run(self, h, out)
     }
 
     fn output_names(&self) -> Vec<String> {

@@ -68,7 +68,7 @@ pub(crate) enum Fn1 {
 }
 
 impl Fn1 {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn apply(self, x: f64) -> f64 {
         match self {
             Fn1::Neg => -x,

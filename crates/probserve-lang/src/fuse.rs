@@ -1,4 +1,4 @@
-//! Compile-time fusion of hot statement patterns into forms the executor runs
+//! Compile-time fusion of hot statement patterns into forms the machine runs
 //! natively.
 //!
 //! Today one pattern: a `for` loop whose only statement observes a data-vector
@@ -62,7 +62,6 @@ fn obs_loop(st: &St) -> Option<ObsLoop> {
         y: *y,
         mean,
         scale: scale.clone(),
-        dist: dist.id,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The slot-resolved program the checker produces and the executor runs.
+//! The slot-resolved program the checker produces and binding lowers (see `crate::plan`).
 //!
 //! Every variable is a slot index into one per-run `f64` array (ints and bools are
 //! stored as exact `f64`s), data vectors are indices into the bound data, indexed
@@ -28,25 +28,6 @@ pub(crate) enum Ex {
     Cond(Box<Ex>, Box<Ex>, Box<Ex>),
 }
 
-impl Ex {
-    /// True when the value depends only on constants, data and bind-time values
-    /// (`n_data` is the number of data slots, which come first).
-    pub(crate) fn is_data_only(&self, n_data: u32) -> bool {
-        match self {
-            Ex::Const(_) | Ex::Derived(_) => true,
-            Ex::Slot(s) => *s < n_data,
-            Ex::ArrElem(..) => false,
-            Ex::VecElem(_, a) | Ex::Call1(_, a) => a.is_data_only(n_data),
-            Ex::Call2(_, a, b) | Ex::And(a, b) | Ex::Or(a, b) => {
-                a.is_data_only(n_data) && b.is_data_only(n_data)
-            }
-            Ex::Cond(c, a, b) => {
-                c.is_data_only(n_data) && a.is_data_only(n_data) && b.is_data_only(n_data)
-            }
-        }
-    }
-}
-
 /// Calls `f` on every distribution of the statements, depth first.
 pub(crate) fn for_each_dist<'a>(body: &'a [St], f: &mut impl FnMut(&'a DistEx)) {
     for st in body {
@@ -70,8 +51,6 @@ pub(crate) struct DistEx {
     pub(crate) args: Box<[Ex]>,
     /// The data vector argument (`categorical(probs)`).
     pub(crate) vec_arg: Option<u32>,
-    /// Index of this distribution's bind-time precomputation (see `exec::Prebuilt`).
-    pub(crate) id: u32,
 }
 
 /// Where a sampled or assigned value goes.
@@ -139,8 +118,6 @@ pub(crate) struct ObsLoop {
     pub(crate) mean: Mean,
     /// The scale expression (it does not mention `var`).
     pub(crate) scale: Ex,
-    /// `DistEx::id` of the normal.
-    pub(crate) dist: u32,
 }
 
 /// The mean of a fused observation.
@@ -182,8 +159,6 @@ pub(crate) struct Program {
     /// Data scalars occupy slots `0..n_data_slots`, in declaration order of scalar data.
     pub(crate) n_data_slots: u32,
     pub(crate) n_arrays: u32,
-    /// Number of distribution expressions (`DistEx::id` runs over `0..n_dists`).
-    pub(crate) n_dists: u32,
     pub(crate) derived: Vec<DerivedEx>,
     pub(crate) outputs: Vec<OutputItem>,
     /// Interned site names, indexed by `SiteId`.

@@ -12,9 +12,11 @@
 //! ```
 //!
 //! [`compile`] turns it into an immutable [`CompiledModel`] (all names resolved to slot
-//! indices, site names interned); [`CompiledModel::bind`] checks a request's data and
-//! returns a [`BoundModel`], which implements the runtime's `Model` trait so every
-//! inference algorithm runs it. The language itself is described in `docs/language.md`.
+//! indices, site names interned); [`CompiledModel::bind`] checks a request's data,
+//! lowers the program onto it (everything the data decides is decided once: see
+//! `plan`) and returns a [`BoundModel`], which implements the runtime's `Model` trait so
+//! every inference algorithm runs it (a run is the `vm` executing the plan). The
+//! language itself is described in `docs/language.md`.
 //!
 //! ```
 //! use probserve_lang::{compile, InputValue, Inputs};
@@ -35,17 +37,20 @@ mod bound;
 mod builtins;
 mod check;
 pub mod diag;
-mod exec;
+mod draw;
+mod errors;
 mod fuse;
 mod ir;
 mod lexer;
 mod model;
 mod parser;
+mod plan;
+mod vm;
 
 pub use bind::{InputError, InputValue, Inputs, Lowering};
 pub use bound::{BoundModel, DEFAULT_STEP_LIMIT};
 pub use diag::{DiagKind, Diagnostic, Diagnostics, Span};
-pub use exec::Draw;
+pub use draw::Draw;
 pub use model::{
     CompiledModel, DataDecl, DataType, ElemType, LatentInfo, MAX_SOURCE_BYTES, ModelInfo, Shape,
     VecSize, compile, validate,

@@ -331,3 +331,59 @@ fn compiled_and_bound_models_are_send_sync() {
     assert_send_sync::<probserve_lang::Diagnostics>();
     assert_send_sync::<InputError>();
 }
+
+#[test]
+fn non_finite_loop_bounds_are_errors() {
+    // `min` of an empty vector is +inf, `max` -inf: a loop to either is an error, in
+    // code the data fixes and in code a latent decides.
+    for src in [
+        "model m { data c: int[]; data y: real[]; for i in 0..min(c) { let a = i; } }",
+        "model m { data c: int[]; data y: real[]; for i in max(c)..3 { let a = i; } }",
+        "model m { data c: int[]; data y: real[]; k ~ poisson(2.0);
+           for i in k..k + min(c) { let a = i; } }",
+        "model m { data c: int[]; data y: real[]; for i in 0..min(c) { y[i] ~ normal(0.0, 1.0); } }",
+    ] {
+        let m = bound(
+            src,
+            &[
+                ("c", InputValue::IntVec(vec![])),
+                ("y", InputValue::RealVec(vec![])),
+            ],
+        );
+        let err = run_once(&m, 0).0.expect_err(src).to_string();
+        assert!(
+            err.contains("bounds of a `for` loop must be finite"),
+            "{src}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_first_failure_of_a_statement_is_reported() {
+    let src = "model m { data y: real[]; for i in 0..2 { z[i] ~ normal(0, 1); }
+      let a = z[7] + y[9]; }";
+    let m = bound(src, &[("y", InputValue::RealVec(vec![1.0]))]);
+    let err = run_once(&m, 0).0.expect_err("fails").to_string();
+    assert!(
+        err.contains("`z[7]` is read before it is assigned"),
+        "{err}"
+    );
+}
+
+#[test]
+fn budget_counts_latent_loops_per_iteration() {
+    // k iterations of (1 + 1 statement) after 2 top-level statements: 2 + 2k steps.
+    let src = "model m { k ~ poisson(20.0); for i in 0..k { let b = i; } output k; }";
+    let m = bound(src, &[]);
+    for seed in 0..20 {
+        let (r, _) = run_once(&m, seed);
+        let k = r.expect("runs")[0] as u64;
+        let limit = 2 + 2 * k;
+        assert!(
+            run_once(&m.clone().with_step_limit(limit), seed).0.is_ok(),
+            "k = {k}"
+        );
+        let err = run_once(&m.clone().with_step_limit(limit - 1), seed).0;
+        assert_eq!(err.unwrap_err(), ModelError::StepLimit { limit: limit - 1 });
+    }
+}

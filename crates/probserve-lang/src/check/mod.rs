@@ -88,7 +88,6 @@ pub(crate) struct Checker<'a, 's> {
     output_names: Vec<String>,
     n_data_slots: u32,
     factor_site: Option<SiteId>,
-    n_dists: u32,
 }
 
 /// Checks and lowers a parsed program.
@@ -110,7 +109,6 @@ pub(crate) fn check(program: &ast::Program, sink: &mut Sink<'_>) -> Checked {
         output_names: Vec::new(),
         n_data_slots: 0,
         factor_site: None,
-        n_dists: 0,
     };
     let (data, data_index) = c.declare_data(&program.body);
     let body = c.block(&program.body, true);
@@ -127,7 +125,6 @@ pub(crate) fn check(program: &ast::Program, sink: &mut Sink<'_>) -> Checked {
             n_slots: c.n_slots,
             n_data_slots: c.n_data_slots,
             n_arrays: c.n_arrays,
-            n_dists: c.n_dists,
             derived: c.derived,
             outputs: c.outputs,
             sites: c.sites,

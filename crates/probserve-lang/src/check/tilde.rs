@@ -359,10 +359,6 @@ impl Checker<'_, '_> {
                     kind: sig.kind,
                     args: exs.into_boxed_slice(),
                     vec_arg,
-                    id: {
-                        self.n_dists += 1;
-                        self.n_dists - 1
-                    },
                 },
                 sig.value,
             )

@@ -1,0 +1,182 @@
+//! What the optimizing lowering makes of typical models: the plan's shape, not its
+//! numbers (those are checked against the plain lowering in `tests/differential.rs`).
+
+use crate::{InputValue, Inputs, Lowering, builtin_model, compile};
+
+use super::{Op, Plan};
+
+fn plan(src: &str, inputs: &[(&str, InputValue)], lowering: Lowering) -> Plan {
+    let inputs: Inputs = inputs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect();
+    let m = compile(src).unwrap_or_else(|d| panic!("{d}"));
+    let b = m
+        .bind_with(&inputs, lowering)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    (*b.plan).clone()
+}
+
+fn count(p: &Plan, f: impl Fn(&Op) -> bool) -> usize {
+    p.ops.iter().filter(|op| f(op)).count()
+}
+
+fn jumps(p: &Plan) -> usize {
+    count(p, |op| {
+        matches!(
+            op,
+            Op::Jump { .. } | Op::JumpIfZero { .. } | Op::LoopInit { .. } | Op::LoopNext { .. }
+        )
+    })
+}
+
+#[test]
+fn temperature_is_three_ops_on_a_small_register_file() {
+    let src = builtin_model("temperature_sensor").expect("model");
+    let p = plan(
+        src,
+        &[("reading", InputValue::Real(22.0))],
+        Lowering::Optimized,
+    );
+    assert!(
+        matches!(
+            p.ops.as_slice(),
+            [
+                Op::SampleNormal { .. },
+                Op::ObserveNormalMean { .. },
+                Op::MulAdd { .. }
+            ]
+        ),
+        "{:?}",
+        p.ops
+    );
+    assert_eq!(p.entry_steps, 3);
+    assert_eq!(p.width, 2);
+    assert!(p.small_init.is_some(), "{} registers", p.n_regs());
+}
+
+#[test]
+fn eight_schools_unrolls_into_straight_line_code() {
+    let src = builtin_model("eight_schools").expect("model");
+    let y = vec![28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0];
+    let s = vec![15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0];
+    let inputs = [
+        ("y", InputValue::RealVec(y)),
+        ("sigma", InputValue::RealVec(s)),
+    ];
+    let p = plan(src, &inputs, Lowering::Optimized);
+    // mu, tau, then per school: sample theta_raw, theta = mu + tau * theta_raw, observe.
+    assert_eq!(p.ops.len(), 2 + 8 * 3, "{:?}", p.ops);
+    assert_eq!(jumps(&p), 0);
+    assert!(p.arrays.is_empty(), "theta and theta_raw live in registers");
+    assert_eq!(
+        count(&p, |op| matches!(op, Op::ObserveNormalMean { .. })),
+        8
+    );
+    // 3 statements (mu, tau, the loop) + 8 iterations × (1 + 3 body statements),
+    // charged at the start.
+    assert_eq!(p.entry_steps, 3 + 8 * 4);
+    let plain = plan(src, &inputs, Lowering::Plain);
+    assert!(jumps(&plain) > 0 && !plain.arrays.is_empty());
+}
+
+#[test]
+fn a_regression_likelihood_is_one_native_loop() {
+    let src = builtin_model("linear_regression").expect("model");
+    let x: Vec<f64> = (0..1000).map(f64::from).collect();
+    let inputs = [
+        ("x", InputValue::RealVec(x.clone())),
+        ("y", InputValue::RealVec(x)),
+    ];
+    let p = plan(src, &inputs, Lowering::Optimized);
+    assert_eq!(count(&p, |op| matches!(op, Op::ObsLoop { .. })), 1);
+    assert_eq!(p.ops.len(), 4, "{:?}", p.ops);
+}
+
+#[test]
+fn loops_the_data_does_not_fix_stay_loops() {
+    // A latent trip count, and a loop too long to unroll.
+    let src = "model m {
+      data n: int;
+      k ~ poisson(3.0);
+      for i in 0..k { z[i] ~ normal(0.0, 1.0); }
+      for j in 0..n { w[j] ~ normal(0.0, 1.0); }
+      output k;
+    }";
+    let p = plan(src, &[("n", InputValue::Int(100_000))], Lowering::Optimized);
+    assert_eq!(count(&p, |op| matches!(op, Op::LoopInit { .. })), 2);
+    assert_eq!(p.arrays.len(), 2, "z and w are run-time arrays");
+    assert!(p.ops.len() < 30, "{} ops", p.ops.len());
+    let small = plan(src, &[("n", InputValue::Int(10))], Lowering::Optimized);
+    assert_eq!(count(&small, |op| matches!(op, Op::LoopInit { .. })), 1);
+    assert_eq!(small.arrays.len(), 1, "only z is a run-time array");
+}
+
+#[test]
+fn an_array_read_at_a_latent_index_is_a_run_time_array() {
+    let src = "model m {
+      data p: real[];
+      for j in 0..3 { mu[j] ~ normal(0.0, 1.0); }
+      k ~ categorical(p);
+      let m = mu[k];
+      output m;
+    }";
+    let p = plan(
+        src,
+        &[("p", InputValue::RealVec(vec![1.0; 3]))],
+        Lowering::Optimized,
+    );
+    assert_eq!(p.arrays.len(), 1);
+    assert_eq!(count(&p, |op| matches!(op, Op::ArrLoad { .. })), 1);
+}
+
+#[test]
+fn failures_found_while_lowering_happen_when_the_run_gets_there() {
+    let src = "model m {
+      data y: real[];
+      a ~ normal(0.0, 1.0);
+      let b = y[5];
+      output a;
+    }";
+    let p = plan(
+        src,
+        &[("y", InputValue::RealVec(vec![1.0]))],
+        Lowering::Optimized,
+    );
+    assert!(matches!(p.ops.last(), Some(Op::Fail { .. })), "{:?}", p.ops);
+    assert!(matches!(p.ops.first(), Some(Op::SampleNormal { .. })));
+}
+
+#[test]
+fn data_branches_and_constant_expressions_fold_away() {
+    let src = "model m {
+      data flag: bool;
+      data s: real;
+      let scale = flag ? exp(s) * 2.0 : 1.0;
+      x ~ normal(0.0, scale);
+      y ~ normal(x, flag ? sqrt(scale) : 1.0);
+      if flag { z ~ normal(y, 1.0); } else { z ~ cauchy(y, 1.0); }
+      output x, y;
+    }";
+    let p = plan(
+        src,
+        &[
+            ("flag", InputValue::Bool(true)),
+            ("s", InputValue::Real(0.5)),
+        ],
+        Lowering::Optimized,
+    );
+    assert_eq!(jumps(&p), 0);
+    assert!(
+        matches!(
+            p.ops.as_slice(),
+            [
+                Op::SampleNormal { .. },
+                Op::SampleNormalMean { .. },
+                Op::SampleNormalMean { .. }
+            ]
+        ),
+        "{:?}",
+        p.ops
+    );
+}
