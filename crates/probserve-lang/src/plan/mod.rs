@@ -1,6 +1,6 @@
 //! The plan: a bound model's program lowered to a flat list of register operations.
 //!
-//! [`lower`] runs once per request, when the data is bound. It turns the slot-resolved
+//! [`lower()`] runs once per request, when the data is bound. It turns the slot-resolved
 //! tree of [`crate::ir`] into straight-line [`Op`]s over one `f64` register file, with
 //! everything the data decides already decided:
 //!

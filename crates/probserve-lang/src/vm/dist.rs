@@ -1,4 +1,4 @@
-//! Distributions built at run time: the one table from a [`DistKind`] and its
+//! Distributions built at run time: the one table from a `DistKind` and its
 //! arguments to a concrete runtime distribution, used by the lowering (for bind-time
 //! distributions) and by the machine (for the rest).
 

@@ -3,9 +3,10 @@
 //! A run starts from a copy of the plan's initial register file (on the stack for
 //! small plans, else in a per-thread frame reused across runs), executes the ops in
 //! order (jumps for conditionals and loops the data did not fix) and returns
-//! registers `0..width` as its [`Draw`]. Steady-state runs allocate nothing but the
-//! draw of a wide model. Ticks count steps against the budget; every [`CHECK_EVERY`]
-//! steps the request's cancellation token is consulted.
+//! registers `0..width` as its outputs, appended to the sampler's buffer. Steady-state
+//! runs allocate nothing (the frame and its run-time arrays grow once per thread). Ticks
+//! count steps against the budget; every [`CHECK_EVERY`] steps the request's
+//! cancellation token is consulted.
 
 mod dist;
 mod frame;
