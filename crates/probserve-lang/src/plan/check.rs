@@ -145,6 +145,16 @@ impl Plan {
                     }
                     index(addr, n_addrs, "address")?;
                 }
+                Op::SampleBernoulliDyn { dst, addr, p } => {
+                    reg(dst, "sample")?;
+                    reg(p, "sample")?;
+                    index(addr, n_addrs, "address")?;
+                }
+                Op::ObserveBernoulliDyn { addr, value, p } => {
+                    reg(value, "observe")?;
+                    reg(p, "observe")?;
+                    index(addr, n_addrs, "address")?;
+                }
                 Op::SampleDyn { dst, addr, x } => {
                     reg(dst, "sample")?;
                     index(addr, n_addrs, "address")?;

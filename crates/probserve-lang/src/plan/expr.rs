@@ -33,6 +33,7 @@ pub(super) enum DistOp {
     Normal(u32),
     NormalMean(u32, Reg),
     NormalDyn(Reg, Reg),
+    BernoulliDyn(Reg),
     Dist(u32),
     Dyn(u32),
 }
@@ -48,6 +49,7 @@ impl DistOp {
                 mu,
                 sigma,
             },
+            DistOp::BernoulliDyn(p) => Op::SampleBernoulliDyn { dst, addr, p },
             DistOp::Dist(d) => Op::SampleDist { dst, addr, d },
             DistOp::Dyn(x) => Op::SampleDyn { dst, addr, x },
         }
@@ -63,6 +65,7 @@ impl DistOp {
                 mu,
                 sigma,
             },
+            DistOp::BernoulliDyn(p) => Op::ObserveBernoulliDyn { addr, value, p },
             DistOp::Dist(d) => Op::ObserveDist { addr, value, d },
             DistOp::Dyn(x) => Op::ObserveDyn { addr, value, x },
         }
@@ -111,18 +114,28 @@ impl Op {
 
 impl<'a> Lower<'a> {
     /// Lowers an expression. A failure it is sure to hit is emitted as [`Op::Fail`]
-    /// (the caller then stops: `terminated` is set).
+    /// (the caller then stops: `terminated` is set). Leaves, most operands, are
+    /// resolved here; everything else in [`Lower::compound`].
+    #[inline]
     pub(super) fn expr(&mut self, e: &'a Ex) -> Res<Val> {
-        Ok(match e {
-            Ex::Const(c) => Val::Const(*c),
-            Ex::Slot(s) => self.slot_val.get(*s as usize).copied().unwrap_or(NAN),
-            Ex::Derived(d) => Val::Const(
+        match e {
+            Ex::Const(c) => Ok(Val::Const(*c)),
+            Ex::Slot(s) => Ok(self.slot_val.get(*s as usize).copied().unwrap_or(NAN)),
+            Ex::Derived(d) => Ok(Val::Const(
                 self.data
                     .derived
                     .get(*d as usize)
                     .copied()
                     .unwrap_or(f64::NAN),
-            ),
+            )),
+            _ => self.compound(e),
+        }
+    }
+
+    #[inline(never)]
+    fn compound(&mut self, e: &'a Ex) -> Res<Val> {
+        Ok(match e {
+            Ex::Const(_) | Ex::Slot(_) | Ex::Derived(_) => self.expr(e)?,
             Ex::VecElem(v, i) => {
                 let iv = self.expr(i)?;
                 if self.terminated {
@@ -349,9 +362,18 @@ impl<'a> Lower<'a> {
                 return Ok(Some(DistOp::NormalMean(n, mu)));
             }
         }
-        let regs = args.map(|v| self.reg_of(v));
-        if d.kind == DistKind::Normal {
-            return Ok(Some(DistOp::NormalDyn(regs[0], regs[1])));
+        // Arguments past the distribution's arity are never read: they reuse the first
+        // argument's register (a run-time distribution has at least one argument).
+        let first = self.reg_of(args[0]);
+        let mut regs = [first; 3];
+        for (r, v) in regs.iter_mut().zip(args).take(d.args.len()).skip(1) {
+            *r = self.reg_of(v);
+        }
+        // The two most common families get ops of their own (no table, no dispatch).
+        match d.kind {
+            DistKind::Normal => return Ok(Some(DistOp::NormalDyn(regs[0], regs[1]))),
+            DistKind::Bernoulli => return Ok(Some(DistOp::BernoulliDyn(regs[0]))),
+            _ => {}
         }
         self.plan.dyn_dists.push(DynDist {
             kind: d.kind,

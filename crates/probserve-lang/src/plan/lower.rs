@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
+
 use probserve_runtime::{Address, SiteId};
 
 use crate::bind::BoundData;
@@ -42,11 +44,15 @@ pub(crate) fn lower(c: &Compiled, data: &BoundData, extents: &[usize], opts: Opt
     }
 }
 
+/// Maps keyed by small integers, hashed fast and the same way in every process (binding
+/// is on the request path; nothing iterates these maps, so order never matters).
+pub(super) type FastMap<K, V> = HashMap<K, V, FixedState>;
+
 /// Where an indexed site's elements live.
 #[derive(Debug)]
 pub(super) enum ArrState {
     /// In registers (or constants), by index; written only by unconditional code.
-    Static(HashMap<usize, Val>),
+    Static(FastMap<usize, Val>),
     /// In run-time array `.0`.
     Dynamic(u32),
 }
@@ -81,7 +87,7 @@ pub(super) struct Lower<'a> {
     pub(super) data: &'a BoundData,
     pub(super) opt: bool,
     pub(super) plan: Plan,
-    consts: HashMap<u64, Reg>,
+    consts: FastMap<u64, Reg>,
     is_temp: Vec<bool>,
     temp_pool: Vec<Reg>,
     temp_top: usize,
@@ -154,7 +160,7 @@ impl<'a> Lower<'a> {
                     plan.arrays.push(a);
                     ArrState::Dynamic(to_reg(plan.arrays.len() - 1))
                 } else {
-                    ArrState::Static(HashMap::new())
+                    ArrState::Static(FastMap::default())
                 }
             })
             .collect();
@@ -164,7 +170,7 @@ impl<'a> Lower<'a> {
             opt: opts.optimize,
             is_temp: vec![false; plan.init.len()],
             plan,
-            consts: HashMap::new(),
+            consts: FastMap::default(),
             temp_pool: Vec::new(),
             temp_top: 0,
             slot_val: vec![Val::Const(f64::NAN); p.n_slots as usize],

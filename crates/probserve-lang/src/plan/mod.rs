@@ -197,6 +197,12 @@ pub(crate) enum Op {
         mu: Reg,
         sigma: Reg,
     },
+    /// Sample from `bernoulli(p)`, `p` from a register.
+    SampleBernoulliDyn {
+        dst: Reg,
+        addr: u32,
+        p: Reg,
+    },
     /// Sample from run-time distribution `x`.
     SampleDyn {
         dst: Reg,
@@ -224,6 +230,11 @@ pub(crate) enum Op {
         value: Reg,
         mu: Reg,
         sigma: Reg,
+    },
+    ObserveBernoulliDyn {
+        addr: u32,
+        value: Reg,
+        p: Reg,
     },
     ObserveDyn {
         addr: u32,
