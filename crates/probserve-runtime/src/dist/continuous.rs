@@ -2,7 +2,10 @@
 
 use super::{ScalarDist, Support, finite, positive, xlog1py, xlogy};
 use crate::error::DistError;
-use crate::math::{HALF_LN_2PI, ln_beta, ln_gamma};
+use crate::math::{
+    HALF_LN_2PI, STIRLING_FROM, ln_beta, ln_beta_kernel, ln_gamma, ln_saddle, ln1pmx, log_add_exp,
+    stirling_tail,
+};
 use rand::Rng;
 use rand_distr::{Distribution as _, Exp1, StandardNormal};
 
@@ -156,14 +159,48 @@ impl StudentT {
         positive("StudentT", "nu", nu)?;
         finite("StudentT", "loc", loc)?;
         positive("StudentT", "scale", scale)?;
-        let norm =
-            ln_gamma(0.5 * (nu + 1.0)) - ln_gamma(0.5 * nu) - 0.5 * (nu.ln() + LN_PI) - scale.ln();
+        let norm = if 0.5 * nu < STIRLING_FROM {
+            ln_gamma(0.5 * (nu + 1.0)) - ln_gamma_half(nu) - 0.5 * (nu.ln() + LN_PI)
+        } else {
+            large_nu_norm(nu)
+        };
         Ok(StudentT {
             nu,
             loc,
             scale,
-            norm,
+            norm: norm - scale.ln(),
         })
+    }
+}
+
+/// `ln Γ(nu / 2)`, exact where halving a subnormal `nu` would round (to `0` at the smallest
+/// one, making the normalizer `−∞`): there `ln Γ(h) = −ln h` to rounding, `ln h = ln nu − ln 2`.
+fn ln_gamma_half(nu: f64) -> f64 {
+    if nu < 1e-300 {
+        std::f64::consts::LN_2 - nu.ln()
+    } else {
+        ln_gamma(0.5 * nu)
+    }
+}
+
+/// `ln Γ((nu + 1)/2) − ln Γ(nu/2) − ½ ln(nu π)` for `nu/2 ≥ 10⁴`, which tends to `−½ ln 2π`
+/// (the normal limit) while both log-gammas grow without bound (and overflow, `∞ − ∞`, near
+/// `f64::MAX`). With `h = nu/2`, Stirling's series gives `ln Γ(h + ½) − ln Γ(h) − ½ ln h =
+/// h (ln(1 + 1/(2h)) − 1/(2h)) + S(h + ½) − S(h)`, a small quantity computed as such.
+fn large_nu_norm(nu: f64) -> f64 {
+    let h = 0.5 * nu;
+    let saddle = h * ln1pmx(1.0 / nu);
+    saddle + (stirling_tail(h + 0.5) - stirling_tail(h)) - HALF_LN_2PI
+}
+
+/// `ln(1 + z²/nu)`, also where `z²` or `z²/nu` overflows (huge `|z|`, or a tiny `nu`): then
+/// `z²/nu > 1` and it is `ln(1 + e^w)` with `w = 2 ln|z| − ln nu`.
+fn ln1p_sq_over(z: f64, nu: f64) -> f64 {
+    let w = z * z / nu;
+    if w.is_finite() {
+        w.ln_1p()
+    } else {
+        log_add_exp(0.0, 2.0 * z.abs().ln() - nu.ln())
     }
 }
 
@@ -173,13 +210,26 @@ impl ScalarDist for StudentT {
         if z.is_infinite() {
             return f64::NEG_INFINITY;
         }
-        self.norm - 0.5 * (self.nu + 1.0) * (z * z / self.nu).ln_1p()
+        self.norm - 0.5 * (self.nu + 1.0) * ln1p_sq_over(z, self.nu)
     }
+    /// `rand_distr`'s `z · sqrt(nu / χ²_nu)` for ordinary `nu`. For `nu > 1e300` the χ² draw
+    /// itself can overflow (to `∞`, making the draw `loc`): there `z / sqrt(G)` with
+    /// `G ~ Gamma(nu/2, scale 2/nu)` (which is `χ²_nu / nu`, near 1). Where `nu/2` rounds to 0
+    /// (`rand_distr` refuses it) every draw is beyond `f64::MAX` in size: `±∞`.
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        match rand_distr::StudentT::new(self.nu) {
-            Ok(t) => self.loc + self.scale * t.sample(rng),
-            Err(_) => f64::NAN,
-        }
+        let t = if self.nu > 1e300 {
+            let z: f64 = rng.sample(StandardNormal);
+            match rand_distr::Gamma::new(0.5 * self.nu, 2.0 / self.nu) {
+                Ok(g) => z / g.sample(rng).sqrt(),
+                Err(_) => f64::NAN,
+            }
+        } else {
+            match rand_distr::StudentT::new(self.nu) {
+                Ok(t) => t.sample(rng),
+                Err(_) => f64::INFINITY.copysign(rng.sample::<f64, _>(StandardNormal)),
+            }
+        };
+        self.loc + self.scale * t
     }
     fn support(&self) -> Support {
         Support::Real
@@ -273,6 +323,7 @@ impl ScalarDist for Exponential {
 pub struct Gamma {
     shape: f64,
     rate: f64,
+    /// `shape ln rate − ln Γ(shape)`, or for a large shape [`large_shape_norm`].
     norm: f64,
 }
 
@@ -281,11 +332,12 @@ impl Gamma {
     pub fn new(shape: f64, rate: f64) -> Result<Self, DistError> {
         positive("Gamma", "shape", shape)?;
         positive("Gamma", "rate", rate)?;
-        Ok(Gamma {
-            shape,
-            rate,
-            norm: shape * rate.ln() - ln_gamma(shape),
-        })
+        let norm = if shape < STIRLING_FROM {
+            shape * rate.ln() - ln_gamma(shape)
+        } else {
+            large_shape_norm(shape)
+        };
+        Ok(Gamma { shape, rate, norm })
     }
 }
 
@@ -306,16 +358,53 @@ impl ScalarDist for Gamma {
                 f64::NEG_INFINITY
             };
         }
+        if self.shape >= STIRLING_FROM {
+            // y = rate·x / shape, formed so that it is exact to rounding near 1.
+            let (a, b) = (self.shape, self.rate);
+            let y = if b >= x { (b / a) * x } else { (x / a) * b };
+            let ln_y = b.ln() + x.ln() - a.ln();
+            return large_shape_log_density(a, self.norm, y, ln_y, x);
+        }
         self.norm + xlogy(self.shape - 1.0, x) - self.rate * x
     }
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        match rand_distr::Gamma::new(self.shape, 1.0 / self.rate) {
-            Ok(g) => g.sample(rng),
-            Err(_) => f64::NAN,
-        }
+        sample_gamma(self.shape, self.rate, rng)
     }
     fn support(&self) -> Support {
         Support::Positive
+    }
+}
+
+/// `½ ln a − ½ ln 2π − S(a)`: what is left of `ln Γ(a)` in [`large_shape_log_density`].
+fn large_shape_norm(a: f64) -> f64 {
+    0.5 * a.ln() - HALF_LN_2PI - stirling_tail(a)
+}
+
+/// The gamma (at `x`, `y = rate·x/shape`) and inverse-gamma (at `x`, `y = scale/(shape·x)`)
+/// log-densities for a shape `a ≥ 10⁴`. Stirling's series for `ln Γ(a)` turns both
+/// `a ln rate − ln Γ(a) + (a − 1) ln x − rate·x` and `a ln scale − ln Γ(a) − (a + 1) ln x
+/// − scale/x` into `a (1 + ln y − y) + ½ ln a − ln x − ½ ln 2π − S(a)`: a non-positive saddle
+/// term plus terms of order `ln a`, right to rounding where the plain form cancels huge terms,
+/// and never `∞ − ∞` (which the plain form is once `a ln rate` or `ln Γ(a)` overflows).
+fn large_shape_log_density(a: f64, norm: f64, y: f64, ln_y: f64, x: f64) -> f64 {
+    a * ln_saddle(y, ln_y) + norm - x.ln()
+}
+
+/// A `Gamma(shape, rate)` draw. `rand_distr` takes a scale `1 / rate` and, for `shape < 1`,
+/// multiplies a `Gamma(shape + 1)` draw at that scale by `U^(1/shape)`: with a huge scale the
+/// first factor overflows and `∞ · 0` is NaN, and a subnormal scale loses the draw's digits.
+/// Outside `scale ∈ [MIN_POSITIVE, 1e300]` a unit-scale draw is divided by the rate instead;
+/// ordinary rates keep `rand_distr`'s stream exactly.
+fn sample_gamma<R: Rng + ?Sized>(shape: f64, rate: f64, rng: &mut R) -> f64 {
+    let scale = 1.0 / rate;
+    let (scale, divide_by) = if scale.is_normal() && scale <= 1e300 {
+        (scale, 1.0)
+    } else {
+        (1.0, rate)
+    };
+    match rand_distr::Gamma::new(shape, scale) {
+        Ok(g) => g.sample(rng) / divide_by,
+        Err(_) => f64::NAN,
     }
 }
 
@@ -324,6 +413,7 @@ impl ScalarDist for Gamma {
 pub struct InverseGamma {
     shape: f64,
     scale: f64,
+    /// `shape ln scale − ln Γ(shape)`, or for a large shape [`large_shape_norm`].
     norm: f64,
 }
 
@@ -332,11 +422,12 @@ impl InverseGamma {
     pub fn new(shape: f64, scale: f64) -> Result<Self, DistError> {
         positive("InverseGamma", "shape", shape)?;
         positive("InverseGamma", "scale", scale)?;
-        Ok(InverseGamma {
-            shape,
-            scale,
-            norm: shape * scale.ln() - ln_gamma(shape),
-        })
+        let norm = if shape < STIRLING_FROM {
+            shape * scale.ln() - ln_gamma(shape)
+        } else {
+            large_shape_norm(shape)
+        };
+        Ok(InverseGamma { shape, scale, norm })
     }
 }
 
@@ -348,12 +439,29 @@ impl ScalarDist for InverseGamma {
         if x <= 0.0 || x.is_infinite() {
             return f64::NEG_INFINITY;
         }
+        if self.shape >= STIRLING_FROM {
+            // y = scale / (shape·x), formed so that it is exact to rounding near 1.
+            let (a, b) = (self.shape, self.scale);
+            let by_x = b / x;
+            let y = if x >= 1.0 || by_x.is_infinite() {
+                (b / a) / x
+            } else {
+                by_x / a
+            };
+            let ln_y = b.ln() - x.ln() - a.ln();
+            return large_shape_log_density(a, self.norm, y, ln_y, x);
+        }
         self.norm - (self.shape + 1.0) * x.ln() - self.scale / x
     }
+    /// `1 / Gamma(shape, rate = scale)`; where the gamma sampler would not use `rand_distr`'s
+    /// scale `1 / scale` (a scale below 1e-300 or above about 4.5e307), `scale / Gamma(shape, 1)`,
+    /// which neither gives NaN nor rounds the draw to `0` or `∞` while it is representable.
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
-        match rand_distr::Gamma::new(self.shape, 1.0 / self.scale) {
-            Ok(g) => 1.0 / g.sample(rng),
-            Err(_) => f64::NAN,
+        let inv = 1.0 / self.scale;
+        if inv.is_normal() && inv <= 1e300 {
+            1.0 / sample_gamma(self.shape, self.scale, rng)
+        } else {
+            self.scale / sample_gamma(self.shape, 1.0, rng)
         }
     }
     fn support(&self) -> Support {
@@ -366,6 +474,7 @@ impl ScalarDist for InverseGamma {
 pub struct Beta {
     a: f64,
     b: f64,
+    /// `−ln B(a, b)` (unused where [`beta_uses_kernel`]).
     norm: f64,
 }
 
@@ -382,6 +491,13 @@ impl Beta {
     }
 }
 
+/// Whether both shapes are large enough for [`ln_beta_kernel`], which then carries the whole
+/// log-density (its `ln B(a, b)` would cancel against `(a − 1) ln x + (b − 1) ln(1 − x)`, or
+/// overflow: `∞ − ∞`).
+fn beta_uses_kernel(a: f64, b: f64) -> bool {
+    a.max(b) >= STIRLING_FROM && a.min(b) >= 10.0
+}
+
 impl ScalarDist for Beta {
     fn log_prob(&self, x: f64) -> f64 {
         if x.is_nan() {
@@ -390,10 +506,33 @@ impl ScalarDist for Beta {
         if !(0.0..=1.0).contains(&x) {
             return f64::NEG_INFINITY;
         }
-        let l = self.norm + xlogy(self.a - 1.0, x) + xlog1py(self.b - 1.0, -x);
-        if l.is_nan() { f64::NEG_INFINITY } else { l }
+        if beta_uses_kernel(self.a, self.b) {
+            if x == 0.0 || x == 1.0 {
+                return f64::NEG_INFINITY;
+            }
+            return ln_beta_kernel(self.a, self.b, x) - x.ln() - (-x).ln_1p();
+        }
+        self.norm + xlogy(self.a - 1.0, x) + xlog1py(self.b - 1.0, -x)
     }
+    /// `rand_distr`'s (Cheng's) sampler, except at two edges where it is wrong:
+    /// - `a + b` overflows (it gives NaN): the standard deviation, below `1e-146` of the mean,
+    ///   is far under one ulp, and the draw is the mean `a / (a + b)` to rounding;
+    /// - the smaller shape is subnormal (`1 / min(a, b)` overflows and Cheng's draw is a fixed
+    ///   `0` or `1`): all but a fraction of about `745 · min(a, b)` of the mass rounds to `0` or
+    ///   `1`, and the draw is `1` with probability `a / (a + b)` (the mass near 1 as the
+    ///   smaller shape goes to 0).
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
+        if (self.a + self.b).is_infinite() {
+            return 1.0 / (1.0 + self.b / self.a);
+        }
+        if (1.0 / self.a.min(self.b)).is_infinite() {
+            let u: f64 = rng.random();
+            return if u < self.a / (self.a + self.b) {
+                1.0
+            } else {
+                0.0
+            };
+        }
         match rand_distr::Beta::new(self.a, self.b) {
             Ok(g) => g.sample(rng),
             Err(_) => f64::NAN,

@@ -2,7 +2,10 @@
 
 use super::{ScalarDist, Support, is_count, positive, probability, xlog1py, xlogy};
 use crate::error::DistError;
-use crate::math::{ln_binomial, ln_gamma, ln_poch};
+use crate::math::{
+    HALF_LN_2PI, STIRLING_FROM, ln_beta_kernel, ln_binomial, ln_gamma, ln_poch, ln_saddle,
+    stirling_tail,
+};
 use rand::Rng;
 use rand_distr::Distribution as _;
 
@@ -84,6 +87,10 @@ impl ScalarDist for Binomial {
         if !is_count(k, n) {
             return f64::NEG_INFINITY;
         }
+        if n >= STIRLING_FROM && k.min(n - k) >= 10.0 {
+            // C(n, k) = n / (k (n − k)) / B(k, n − k): the kernel holds p^k (1 − p)^(n−k) too.
+            return ln_beta_kernel(k, n - k, self.p) + n.ln() - k.ln() - (n - k).ln();
+        }
         ln_binomial(n, k) + xlogy(k, self.p) + xlog1py(n - k, -self.p)
     }
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
@@ -136,6 +143,9 @@ impl ScalarDist for Poisson {
         if !is_count(k, f64::INFINITY) {
             return f64::NEG_INFINITY;
         }
+        if k >= STIRLING_FROM {
+            return poisson_large_count(k, self.rate, self.ln_rate);
+        }
         k * self.ln_rate - self.rate - ln_gamma(k + 1.0)
     }
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
@@ -147,6 +157,15 @@ impl ScalarDist for Poisson {
     fn support(&self) -> Support {
         Support::NonNegativeInteger
     }
+}
+
+/// The Poisson log-mass `k ln λ − λ − ln Γ(k + 1)` for `k ≥ 10⁴`, where its terms cancel (to
+/// a few units at `k ≈ λ ≈ 10¹⁵`) or overflow (`∞ − ∞` near `k = f64::MAX`). Stirling's series
+/// for `ln Γ(k + 1)` turns it into `k (1 + ln y − y) − ½ ln k − ½ ln 2π − S(k)`, `y = λ / k`
+/// (Loader's saddle-point form).
+fn poisson_large_count(k: f64, rate: f64, ln_rate: f64) -> f64 {
+    let ln_k = k.ln();
+    k * ln_saddle(rate / k, ln_rate - ln_k) - 0.5 * ln_k - HALF_LN_2PI - stirling_tail(k)
 }
 
 /// Categorical distribution on `{0, …, k−1}`.
@@ -343,7 +362,16 @@ impl ScalarDist for NegativeBinomial {
         if !is_count(k, f64::INFINITY) {
             return f64::NEG_INFINITY;
         }
-        self.r_ln_p + ln_poch(self.r, k) - ln_gamma(k + 1.0) + xlog1py(k, -self.p)
+        if k < STIRLING_FROM {
+            return self.r_ln_p + ln_poch(self.r, k) - ln_gamma(k + 1.0) + xlog1py(k, -self.p);
+        }
+        // A large count: Γ(r + k) / (Γ(r) Γ(k + 1)) = 1 / (k B(r, k)), and the huge ln Γ's
+        // cancel (or overflow, ∞ − ∞, near f64::MAX) unless written around the saddle point.
+        if self.r >= 10.0 {
+            return ln_beta_kernel(self.r, k, self.p) - k.ln();
+        }
+        // ln Γ(r + k) − ln Γ(k + 1) = ln_poch(k + 1, r − 1), of order (r − 1) ln k.
+        self.r_ln_p + ln_poch(k + 1.0, self.r - 1.0) - ln_gamma(self.r) + xlog1py(k, -self.p)
     }
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> f64 {
         if self.p == 1.0 {

@@ -3,6 +3,11 @@
 //! Every scalar value is an `f64` (booleans are `0.0`/`1.0`, counts and categories are exact
 //! integers). [`Dist`] and [`VecDist`] are run-time enums over the concrete types for callers
 //! (such as the model language) that pick the family at run time.
+//!
+//! Parameters range over all of `f64` (a valid distribution's log-density is NaN only at a NaN
+//! argument): where the plain formulas would cancel huge terms or form `∞ − ∞` (large shapes,
+//! counts or degrees of freedom), the families switch to the Stirling and saddle-point forms in
+//! [`crate::math`], and a value beyond `f64` is `±∞` with its sign.
 
 mod continuous;
 mod discrete;
