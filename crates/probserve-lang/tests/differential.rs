@@ -241,6 +241,52 @@ fn compare_mcmc(opt: &BoundModel, plain: &BoundModel) -> Check {
 /// The generator is not degenerate: its programs compile and bind, a healthy share
 /// runs, some fail at run time, and every feature of the language appears (at least
 /// 3 times in 300 programs).
+/// Models past the generator's size: plans of over 1,024 registers (the growable
+/// register file), loops too long to unroll, a run-time array read at data indices and
+/// the fused observation loop with a data and a latent scale.
+#[test]
+fn large_models_agree() {
+    let n = 1500;
+    let x: Vec<f64> = (0..n).map(|i| f64::from(i) / 300.0 - 2.5).collect();
+    let y: Vec<f64> = x.iter().map(|v| 0.5 + 1.5 * v + (v * 7.0).sin()).collect();
+    let g: Vec<i64> = (0..i64::from(n)).map(|i| i * 7 % 30).collect();
+    let programs = [
+        // 1,500 unrolled observations: a constant register per x[i].
+        "model m { data x: real[]; data y: real[len(x)]; mu ~ normal(0.0, 3.0);
+           for i in 0..len(y) { y[i] ~ normal(mu + x[i], 1.0); } output mu; }",
+        // Fused, with a latent and with a data scale.
+        "model m { data x: real[]; data y: real[len(x)]; a ~ normal(0.0, 3.0);
+           b ~ normal(0.0, 3.0); s ~ half_normal(2.0);
+           for i in 0..len(y) { y[i] ~ normal(a + b * x[i], s); } output a, b, s; }",
+        "model m { data x: real[]; data y: real[len(x)]; a ~ normal(0.0, 3.0);
+           for i in 0..len(y) { y[i] ~ normal(a + 2.0 * x[i], 0.5); } output a; }",
+        // Group effects read at g[i]; 1,500 × 4 ops is over the unrolling limit.
+        "model m { data x: real[]; data y: real[len(x)]; data g: int[len(x)];
+           tau ~ half_normal(1.0);
+           for j in 0..30 { eta[j] ~ normal(0.0, 1.0); let th[j] = tau * eta[j]; }
+           for i in 0..len(y) { let m = th[g[i]] + 0.1 * x[i]; y[i] ~ normal(m, 1.0);
+             factor(0.0 - 0.001 * m * m); }
+           output tau, th; }",
+    ];
+    let inputs = probserve_lang::Inputs::from([
+        ("x".to_string(), probserve_lang::InputValue::RealVec(x)),
+        ("y".to_string(), probserve_lang::InputValue::RealVec(y)),
+        ("g".to_string(), probserve_lang::InputValue::IntVec(g)),
+    ]);
+    for src in programs {
+        let model = compile(src).unwrap_or_else(|d| panic!("{d}"));
+        let mut inputs = inputs.clone();
+        inputs.retain(|k, _| model.data_decls().iter().any(|d| &d.name == k));
+        let p = GenProgram {
+            source: src.to_string(),
+            inputs,
+        };
+        if let Err(e) = check(&p) {
+            panic!("{src}: {e}");
+        }
+    }
+}
+
 #[test]
 fn generator_covers_the_language() {
     const N: usize = 300;

@@ -32,6 +32,7 @@
 mod check;
 mod expr;
 mod lower;
+mod stmt;
 #[cfg(test)]
 mod tests;
 

@@ -180,3 +180,26 @@ fn data_branches_and_constant_expressions_fold_away() {
         p.ops
     );
 }
+
+#[test]
+fn long_unrolled_loops_outgrow_the_frame_file() {
+    let src = "model m { data x: real[]; data y: real[len(x)]; mu ~ normal(0.0, 3.0);
+      for i in 0..len(y) { y[i] ~ normal(mu + x[i], 1.0); } output mu; }";
+    let x: Vec<f64> = (0..1500).map(f64::from).collect();
+    let inputs = [
+        ("x", InputValue::RealVec(x.clone())),
+        ("y", InputValue::RealVec(x)),
+    ];
+    let p = plan(src, &inputs, Lowering::Optimized);
+    assert_eq!(jumps(&p), 0);
+    assert!(p.n_regs() > 1024, "{} registers", p.n_regs());
+    // Over the unrolling limit: the same loop stays a loop.
+    let x: Vec<f64> = (0..20_000).map(f64::from).collect();
+    let inputs = [
+        ("x", InputValue::RealVec(x.clone())),
+        ("y", InputValue::RealVec(x)),
+    ];
+    let p = plan(src, &inputs, Lowering::Optimized);
+    assert_eq!(count(&p, |op| matches!(op, Op::LoopInit { .. })), 1);
+    assert!(p.ops.len() < 20, "{} ops", p.ops.len());
+}
