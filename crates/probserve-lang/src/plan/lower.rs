@@ -23,6 +23,7 @@ pub(super) type Res<T = ()> = Result<T, Restart>;
 /// items (0 for scalars).
 pub(crate) fn lower(c: &Compiled, data: &BoundData, extents: &[usize], opts: Options) -> Plan {
     let mut dynamic = vec![!opts.optimize; c.program.n_arrays as usize];
+    let mut restarts = 0;
     loop {
         let mut l = Lower::new(c, data, extents, opts, &dynamic);
         match l.program() {
@@ -31,15 +32,22 @@ pub(crate) fn lower(c: &Compiled, data: &BoundData, extents: &[usize], opts: Opt
                 debug_assert_eq!(plan.check(), Ok(()), "ill-formed plan: {plan:#?}");
                 return plan;
             }
-            // Each restart makes one more array dynamic; with all of them dynamic no
-            // restart is raised, so this ends.
-            Err(Restart(a)) => match dynamic.get_mut(a as usize) {
-                Some(d) if !*d => *d = true,
-                _ => dynamic.fill(true),
-            },
+            // Each restart makes one more array dynamic, and after a few all of them (a
+            // bound on binding time); with all arrays dynamic no restart is raised.
+            Err(Restart(a)) => {
+                restarts += 1;
+                match dynamic.get_mut(a as usize) {
+                    Some(d) if !*d && restarts <= MAX_RESTARTS => *d = true,
+                    _ => dynamic.fill(true),
+                }
+            }
         }
     }
 }
+
+/// Restarts (each making one more indexed site a run-time array) before every site is
+/// made one.
+const MAX_RESTARTS: usize = 4;
 
 /// Maps keyed by small integers, hashed fast and the same way in every process (binding
 /// is on the request path; nothing iterates these maps, so order never matters).

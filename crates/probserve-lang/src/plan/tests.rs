@@ -203,3 +203,22 @@ fn long_unrolled_loops_outgrow_the_frame_file() {
     assert_eq!(count(&p, |op| matches!(op, Op::LoopInit { .. })), 1);
     assert!(p.ops.len() < 20, "{} ops", p.ops.len());
 }
+
+#[test]
+fn many_latent_indexed_sites_bound_the_restarts() {
+    // Ten indexed sites, each read at a latent index: after a few restarts every site is
+    // a run-time array (binding stays a handful of lowerings).
+    let mut src = String::from("model m {\n  data p: real[];\n  k ~ categorical(p);\n");
+    for a in 0..10 {
+        src.push_str(&format!(
+            "  for j in 0..3 {{ z{a}[j] ~ normal(0.0, 1.0); }}\n  let v{a} = z{a}[k];\n"
+        ));
+    }
+    src.push_str("  output k;\n}");
+    let p = plan(
+        &src,
+        &[("p", InputValue::RealVec(vec![1.0; 3]))],
+        Lowering::Optimized,
+    );
+    assert_eq!(p.arrays.len(), 10);
+}
