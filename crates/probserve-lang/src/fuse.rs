@@ -1,16 +1,18 @@
 //! Compile-time fusion of hot statement patterns into forms the machine runs
 //! natively.
 //!
-//! Today one pattern: a `for` loop whose only statement observes a data-vector
-//! element at the loop variable under a normal whose scale the loop does not change,
-//! `for i in lo..hi { y[i] ~ normal(mean, scale); }`, becomes [`St::ObsLoop`]. Means of
-//! the form `a + b * x[i]` are recognized so that they cost one multiply-add per
-//! element. Fusion changes no result: the same floating-point operations run in the
-//! same order (IEEE addition and multiplication are commutative), and the original
-//! statement is kept for every iteration the fast path does not cover.
+//! One pattern, the likelihood loop of a generalized linear model: a `for` loop whose
+//! only statement observes a data-vector element at the loop variable,
+//! `for i in lo..hi { y[i] ~ normal(mean, scale); }` (a scale the loop does not change),
+//! `y[i] ~ bernoulli(inv_logit(a + b * x[i]))` or `y[i] ~ poisson(exp(a + b * x[i]))`,
+//! becomes [`St::ObsLoop`]. Predictors of the form `a + b * x[i]` (operands in any
+//! order) are recognized so that they cost one multiply-add per element. Fusion changes
+//! no result: the same floating-point operations run in the same order (IEEE addition
+//! and multiplication are commutative), and the original statement is kept for the
+//! lowerings that do not run the loop natively.
 
-use crate::builtins::{DistKind, Fn2};
-use crate::ir::{Ex, Mean, ObsLoop, ObsTarget, St};
+use crate::builtins::{DistKind, Fn1, Fn2};
+use crate::ir::{Ex, Family, Mean, ObsLoop, ObsTarget, St};
 
 /// Rewrites every fusable statement of `body`, depth first.
 pub(crate) fn fuse(body: &mut [St]) {
@@ -43,16 +45,24 @@ fn obs_loop(st: &St) -> Option<ObsLoop> {
     else {
         return None;
     };
-    if iv != var || dist.kind != DistKind::Normal {
+    if iv != var {
         return None;
     }
-    let [mean, scale] = &*dist.args else {
-        return None;
+    let (mean, family) = match (dist.kind, &*dist.args) {
+        (DistKind::Normal, [mean, scale]) if !mentions(scale, *var) => (
+            affine(mean, *var).unwrap_or_else(|| Mean::Any(mean.clone())),
+            Family::Normal {
+                scale: scale.clone(),
+            },
+        ),
+        // The other families only with an affine predictor: anything else gains
+        // nothing over the loop.
+        (DistKind::Bernoulli, [Ex::Call1(Fn1::InvLogit, eta)]) => {
+            (affine(eta, *var)?, Family::BernoulliLogit)
+        }
+        (DistKind::Poisson, [Ex::Call1(Fn1::Exp, eta)]) => (affine(eta, *var)?, Family::PoissonLog),
+        _ => return None,
     };
-    if mentions(scale, *var) {
-        return None;
-    }
-    let mean = affine(mean, *var).unwrap_or_else(|| Mean::Any(mean.clone()));
     Some(ObsLoop {
         var: *var,
         lo: lo.clone(),
@@ -61,7 +71,7 @@ fn obs_loop(st: &St) -> Option<ObsLoop> {
         site: *site,
         y: *y,
         mean,
-        scale: scale.clone(),
+        family,
     })
 }
 

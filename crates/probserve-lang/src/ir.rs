@@ -98,12 +98,13 @@ pub(crate) enum St {
         hi: Ex,
         body: Vec<St>,
     },
-    /// A `for` loop whose only statement observes `y[var] ~ normal(mean, scale)`
-    /// with a scale the loop does not change: run natively (see `crate::fuse`).
+    /// A `for` loop whose only statement observes `y[var]` under a generalized-linear
+    /// family (normal with a scale the loop does not change, bernoulli of `inv_logit`,
+    /// poisson of `exp`): run natively (see `crate::fuse`).
     ObsLoop(Box<ObsLoop>),
 }
 
-/// A fused observation loop: `for var in lo..hi { y[var] ~ normal(mean, scale); }`.
+/// A fused observation loop: `for var in lo..hi { y[var] ~ family(mean); }`.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ObsLoop {
     pub(crate) var: u32,
@@ -116,8 +117,18 @@ pub(crate) struct ObsLoop {
     /// The observed data vector.
     pub(crate) y: u32,
     pub(crate) mean: Mean,
-    /// The scale expression (it does not mention `var`).
-    pub(crate) scale: Ex,
+    pub(crate) family: Family,
+}
+
+/// The distribution of a fused observation, given its mean (linear predictor).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Family {
+    /// `normal(mean, scale)`; the scale expression does not mention the loop variable.
+    Normal { scale: Ex },
+    /// `bernoulli(inv_logit(mean))`.
+    BernoulliLogit,
+    /// `poisson(exp(mean))`.
+    PoissonLog,
 }
 
 /// The mean of a fused observation.

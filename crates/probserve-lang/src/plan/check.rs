@@ -2,7 +2,7 @@
 //! exists. The machine relies on it (small plans index their register file with a
 //! mask instead of a bounds check), so debug builds check every plan they lower.
 
-use super::{AddrSpec, Op, Plan};
+use super::{AddrSpec, LoopFamily, Op, Plan};
 
 impl Plan {
     /// The first problem found, if any.
@@ -37,8 +37,11 @@ impl Plan {
             }
         }
         for l in &self.obs_loops {
-            for r in [l.lo, l.hi, l.a, l.b, l.scale] {
+            for r in [l.lo, l.hi, l.a, l.b] {
                 reg(r, "observation loop")?;
+            }
+            if let LoopFamily::Normal { scale, .. } = l.family {
+                reg(scale, "observation loop")?;
             }
         }
         let (n_addrs, n_normals, n_dists) =

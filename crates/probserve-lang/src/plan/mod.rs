@@ -281,7 +281,7 @@ pub(crate) enum Failure {
     Dist(u32, DistError),
 }
 
-/// `for i in lo..hi { y[i] ~ normal(a + b * x[i], scale); }`, run natively.
+/// `for i in lo..hi { y[i] ~ family(a + b * x[i]); }`, run natively.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ObsLoop {
     pub(crate) lo: Reg,
@@ -293,9 +293,19 @@ pub(crate) struct ObsLoop {
     pub(crate) x: u32,
     pub(crate) a: Reg,
     pub(crate) b: Reg,
-    pub(crate) scale: Reg,
-    /// The normal of the scale, when it is known at bind time and valid.
-    pub(crate) normal: Option<Normal>,
+    pub(crate) family: LoopFamily,
+}
+
+/// The distribution of a fused observation loop, given the predictor `a + b * x[i]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum LoopFamily {
+    /// `normal(eta, scale)`; `normal` is the normal of the scale when it is known at
+    /// bind time and valid.
+    Normal { scale: Reg, normal: Option<Normal> },
+    /// `bernoulli(inv_logit(eta))`.
+    BernoulliLogit,
+    /// `poisson(exp(eta))`.
+    PoissonLog,
 }
 
 /// A lowered program, ready to run on one request's data.

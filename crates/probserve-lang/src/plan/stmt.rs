@@ -5,11 +5,11 @@
 use probserve_runtime::{Address, SiteId};
 
 use crate::errors::{self, index};
-use crate::ir::{self, Dest, DistEx, Ex, Mean, ObsTarget, St};
+use crate::ir::{self, Dest, DistEx, Ex, Family, Mean, ObsTarget, St};
 
 use super::expr::Val;
 use super::lower::{ArrState, Lower, Res, Restart, to_reg};
-use super::{AddrSpec, Failure, MAX_UNROLLED_OPS, ObsLoop, Op, Reg};
+use super::{AddrSpec, Failure, LoopFamily, MAX_UNROLLED_OPS, ObsLoop, Op, Reg};
 
 /// A destination being written.
 #[derive(Debug, Clone, Copy)]
@@ -361,10 +361,10 @@ impl<'a> Lower<'a> {
         self.plan.ops.len() as f64 + trips * per <= MAX_UNROLLED_OPS as f64
     }
 
-    /// `for i in lo..hi { y[i] ~ normal(a + b * x[i], scale); }` as one op, when that
-    /// is indistinguishable from the loop: the mean's operands and the scale (evaluated
-    /// once, before the loop, instead of per iteration) can fail nowhere. False when
-    /// the loop must be lowered as written.
+    /// `for i in lo..hi { y[i] ~ family(a + b * x[i]); }` as one op, when that is
+    /// indistinguishable from the loop: the predictor's operands and a normal's scale
+    /// (evaluated once, before the loop, instead of per iteration) can fail nowhere.
+    /// False when the loop must be lowered as written.
     fn obs_loop(&mut self, l: &'a ir::ObsLoop) -> Res<bool> {
         let Mean::Affine { a, b, x } = &l.mean else {
             return Ok(false);
@@ -375,14 +375,27 @@ impl<'a> Lower<'a> {
         let operands = self.mark();
         let a = self.expr(a)?;
         let b = self.expr(b)?;
-        let scale = self.expr(&l.scale)?;
+        let scale = match &l.family {
+            Family::Normal { scale } => Some(self.expr(scale)?),
+            Family::BernoulliLogit | Family::PoissonLog => None,
+        };
         if self.terminated || self.ops_since(operands).iter().any(|op| op.may_fail()) {
             self.rollback(start);
             return Ok(false);
         }
-        let normal = match scale {
-            Val::Const(s) => probserve_runtime::Normal::new(0.0, s).ok(),
-            Val::Reg(_) => None,
+        let family = match &l.family {
+            Family::Normal { .. } => {
+                let scale = scale.unwrap_or(Val::Const(f64::NAN));
+                LoopFamily::Normal {
+                    scale: self.reg_of(scale),
+                    normal: match scale {
+                        Val::Const(s) => probserve_runtime::Normal::new(0.0, s).ok(),
+                        Val::Reg(_) => None,
+                    },
+                }
+            }
+            Family::BernoulliLogit => LoopFamily::BernoulliLogit,
+            Family::PoissonLog => LoopFamily::PoissonLog,
         };
         let spec = ObsLoop {
             lo: self.reg_of(lo),
@@ -392,8 +405,7 @@ impl<'a> Lower<'a> {
             x: *x,
             a: self.reg_of(a),
             b: self.reg_of(b),
-            scale: self.reg_of(scale),
-            normal,
+            family,
         };
         self.plan.obs_loops.push(spec);
         let l = to_reg(self.plan.obs_loops.len() - 1);

@@ -222,3 +222,28 @@ fn many_latent_indexed_sites_bound_the_restarts() {
     );
     assert_eq!(p.arrays.len(), 10);
 }
+
+#[test]
+fn logistic_and_poisson_likelihoods_are_native_loops() {
+    for (ty, obs, y) in [
+        (
+            "bool",
+            "y[i] ~ bernoulli(inv_logit(a + b * x[i]));",
+            InputValue::BoolVec(vec![true; 10_000]),
+        ),
+        (
+            "int",
+            "y[i] ~ poisson(exp(x[i] * b + a));",
+            InputValue::IntVec(vec![3; 10_000]),
+        ),
+    ] {
+        let src = format!(
+            "model m {{ data x: real[]; data y: {ty}[len(x)]; a ~ normal(0.0, 1.0);
+              b ~ normal(0.0, 1.0); for i in 0..len(y) {{ {obs} }} output a, b; }}"
+        );
+        let inputs = [("x", InputValue::RealVec(vec![0.5; 10_000])), ("y", y)];
+        let p = plan(&src, &inputs, Lowering::Optimized);
+        assert_eq!(count(&p, |op| matches!(op, Op::ObsLoop { .. })), 1, "{obs}");
+        assert_eq!(p.ops.len(), 3, "{obs}: {:?}", p.ops);
+    }
+}
