@@ -6,7 +6,8 @@
 //! `for i in lo..hi { y[i] ~ normal(mean, scale); }` (a scale the loop does not change),
 //! `y[i] ~ bernoulli(inv_logit(a + b * x[i]))` or `y[i] ~ poisson(exp(a + b * x[i]))`,
 //! becomes [`St::ObsLoop`]. Predictors of the form `a + b * x[i]` (operands in any
-//! order) are recognized so that they cost one multiply-add per element. Fusion changes
+//! order) are recognized so that they cost one multiply-add per element, and for the
+//! normal a random intercept `theta[g[i]]` (an indexed site read at a data index). Fusion changes
 //! no result: the same floating-point operations run in the same order (IEEE addition
 //! and multiplication are commutative), and the original statement is kept for the
 //! lowerings that do not run the loop natively.
@@ -50,7 +51,9 @@ fn obs_loop(st: &St) -> Option<ObsLoop> {
     }
     let (mean, family) = match (dist.kind, &*dist.args) {
         (DistKind::Normal, [mean, scale]) if !mentions(scale, *var) => (
-            affine(mean, *var).unwrap_or_else(|| Mean::Any(mean.clone())),
+            affine(mean, *var)
+                .or_else(|| gather(mean, *var))
+                .unwrap_or_else(|| Mean::Any(mean.clone())),
             Family::Normal {
                 scale: scale.clone(),
             },
@@ -92,6 +95,17 @@ fn invariant_leaf(e: &Ex, var: u32) -> bool {
         Ex::Const(_) => true,
         Ex::Slot(s) => *s != var,
         _ => false,
+    }
+}
+
+/// `arr[g[var]]`.
+fn gather(e: &Ex, var: u32) -> Option<Mean> {
+    match e {
+        Ex::ArrElem(arr, i) => match &**i {
+            Ex::VecElem(g, j) if **j == Ex::Slot(var) => Some(Mean::Gather { arr: *arr, g: *g }),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

@@ -137,6 +137,9 @@ pub(crate) enum Mean {
     /// `a + b * x[var]` (in any operand order) with `a`, `b` constants or slots other
     /// than the loop variable.
     Affine { a: Ex, b: Ex, x: u32 },
+    /// `arr[g[var]]`: an indexed site read at the group given by data vector `g` (a
+    /// random intercept).
+    Gather { arr: u32, g: u32 },
     /// Any other expression.
     Any(Ex),
 }

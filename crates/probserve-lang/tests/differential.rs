@@ -243,7 +243,8 @@ fn compare_mcmc(opt: &BoundModel, plain: &BoundModel) -> Check {
 /// 3 times in 300 programs).
 /// Models past the generator's size: plans of over 1,024 registers (the growable
 /// register file), loops too long to unroll, a run-time array read at data indices and
-/// the fused observation loop with a data and a latent scale.
+/// the fused observation loops (normal with a data and a latent scale, logistic,
+/// Poisson).
 #[test]
 fn large_models_agree() {
     let n = 1500;
@@ -260,6 +261,18 @@ fn large_models_agree() {
            for i in 0..len(y) { y[i] ~ normal(a + b * x[i], s); } output a, b, s; }",
         "model m { data x: real[]; data y: real[len(x)]; a ~ normal(0.0, 3.0);
            for i in 0..len(y) { y[i] ~ normal(a + 2.0 * x[i], 0.5); } output a; }",
+        // Logistic and Poisson regression likelihoods (fused when optimized).
+        "model m { data x: real[]; data c: int[len(x)]; a ~ normal(0.0, 1.0);
+           b ~ normal(0.0, 0.5); for i in 0..len(c) { c[i] ~ poisson(exp(a + b * x[i])); }
+           output a, b; }",
+        "model m { data x: real[]; data z: bool[len(x)]; a ~ normal(0.0, 1.0);
+           b ~ normal(0.0, 1.0); for i in 0..len(z) { z[i] ~ bernoulli(inv_logit(x[i] * b + a)); }
+           output a, b; }",
+        // A random intercept in a loop of latent length (fused when optimized).
+        "model m { data x: real[]; data y: real[len(x)]; data g: int[len(x)];
+           s ~ half_normal(1.0); for j in 0..30 { th[j] ~ normal(0.0, 1.0); }
+           k ~ binomial(len(y), 0.5); for i in 0..k { y[i] ~ normal(th[g[i]], s); }
+           output s, k, th; }",
         // Group effects read at g[i]; 1,500 × 4 ops is over the unrolling limit.
         "model m { data x: real[]; data y: real[len(x)]; data g: int[len(x)];
            tau ~ half_normal(1.0);
@@ -268,10 +281,14 @@ fn large_models_agree() {
              factor(0.0 - 0.001 * m * m); }
            output tau, th; }",
     ];
+    let c: Vec<i64> = x.iter().map(|v| ((v + 3.0) * 1.3) as i64).collect();
+    let z: Vec<bool> = x.iter().map(|v| (v * 3.0).sin() > 0.0).collect();
     let inputs = probserve_lang::Inputs::from([
         ("x".to_string(), probserve_lang::InputValue::RealVec(x)),
         ("y".to_string(), probserve_lang::InputValue::RealVec(y)),
         ("g".to_string(), probserve_lang::InputValue::IntVec(g)),
+        ("c".to_string(), probserve_lang::InputValue::IntVec(c)),
+        ("z".to_string(), probserve_lang::InputValue::BoolVec(z)),
     ]);
     for src in programs {
         let model = compile(src).unwrap_or_else(|d| panic!("{d}"));

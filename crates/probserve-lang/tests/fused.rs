@@ -200,3 +200,47 @@ fn glm_loops_give_identical_draws_and_errors() {
         }
     }
 }
+
+/// A random intercept `theta[g[i]]` in a loop too long to unroll runs natively; the
+/// same draws as the loop, and the same error when a group has no intercept.
+#[test]
+fn random_intercept_loops_give_identical_draws_and_errors() {
+    let make = |body: &str| {
+        format!(
+            "model m {{ data J: int; data g: int[]; data y: real[len(g)]; data s0: real;
+  tau ~ half_normal(1.0); s ~ half_normal(1.0);
+  for j in 0..J {{ eta[j] ~ normal(0.0, 1.0); let th[j] = tau * eta[j]; }}
+  for i in 0..len(y) {{ {body} }}
+  output tau, s, th; }}"
+        )
+    };
+    let obs = "y[i] ~ normal(th[g[i]], s);";
+    let (fused, plain) = (make(obs), make(&format!("if s0 > 0.0 {{ {obs} }}")));
+    let n = 5000;
+    let g: Vec<i64> = (0..n).map(|i| i * 7 % 12).collect();
+    let y: Vec<f64> = g.iter().map(|&k| (k as f64 * 0.3).sin()).collect();
+    for groups in [12, 11] {
+        // With 11 groups, g = 11 has no intercept: an error at the first such i.
+        let inputs: Inputs = [
+            ("J".to_string(), InputValue::Int(groups)),
+            ("g".to_string(), InputValue::IntVec(g.clone())),
+            ("y".to_string(), InputValue::RealVec(y.clone())),
+            ("s0".to_string(), InputValue::Real(0.7)),
+        ]
+        .into_iter()
+        .collect();
+        let bind = |src: &str| {
+            compile(src)
+                .unwrap_or_else(|d| panic!("{d}"))
+                .bind(&inputs)
+                .unwrap_or_else(|e| panic!("{e:?}"))
+        };
+        let (f, p) = (bind(&fused), bind(&plain));
+        let (rf, rp) = (run_once(&f), run_once(&p));
+        assert_eq!(rf, rp, "{groups} groups");
+        assert_eq!(rf.is_err(), groups == 11, "{rf:?}");
+        if groups == 12 {
+            assert_eq!(mh(&f), mh(&p));
+        }
+    }
+}

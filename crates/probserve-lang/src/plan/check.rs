@@ -2,7 +2,7 @@
 //! exists. The machine relies on it (small plans index their register file with a
 //! mask instead of a bounds check), so debug builds check every plan they lower.
 
-use super::{AddrSpec, LoopFamily, Op, Plan};
+use super::{AddrSpec, LoopFamily, Op, Plan, Predictor};
 
 impl Plan {
     /// The first problem found, if any.
@@ -37,8 +37,15 @@ impl Plan {
             }
         }
         for l in &self.obs_loops {
-            for r in [l.lo, l.hi, l.a, l.b] {
+            for r in [l.lo, l.hi] {
                 reg(r, "observation loop")?;
+            }
+            match l.predictor {
+                Predictor::Affine { a, b, .. } => {
+                    reg(a, "observation loop")?;
+                    reg(b, "observation loop")?;
+                }
+                Predictor::Gather { arr, .. } => index(arr, self.arrays.len(), "array")?,
             }
             if let LoopFamily::Normal { scale, .. } = l.family {
                 reg(scale, "observation loop")?;

@@ -281,7 +281,7 @@ pub(crate) enum Failure {
     Dist(u32, DistError),
 }
 
-/// `for i in lo..hi { y[i] ~ family(a + b * x[i]); }`, run natively.
+/// `for i in lo..hi { y[i] ~ family(predictor); }`, run natively.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct ObsLoop {
     pub(crate) lo: Reg,
@@ -289,11 +289,18 @@ pub(crate) struct ObsLoop {
     pub(crate) site: SiteId,
     /// Observed data vector.
     pub(crate) y: u32,
-    /// Covariate data vector.
-    pub(crate) x: u32,
-    pub(crate) a: Reg,
-    pub(crate) b: Reg,
+    pub(crate) predictor: Predictor,
     pub(crate) family: LoopFamily,
+}
+
+/// The linear predictor of element `i` of a fused observation loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Predictor {
+    /// `a + b * x[i]` with covariate data vector `x`.
+    Affine { a: Reg, b: Reg, x: u32 },
+    /// `arr[g[i]]`: run-time array `arr` (IR array `ir_arr`, for errors) at the group
+    /// in data vector `g`.
+    Gather { arr: u32, ir_arr: u32, g: u32 },
 }
 
 /// The distribution of a fused observation loop, given the predictor `a + b * x[i]`.

@@ -9,7 +9,7 @@ use crate::ir::{self, Dest, DistEx, Ex, Family, Mean, ObsTarget, St};
 
 use super::expr::Val;
 use super::lower::{ArrState, Lower, Res, Restart, to_reg};
-use super::{AddrSpec, Failure, LoopFamily, MAX_UNROLLED_OPS, ObsLoop, Op, Reg};
+use super::{AddrSpec, Failure, LoopFamily, MAX_UNROLLED_OPS, ObsLoop, Op, Predictor, Reg};
 
 /// A destination being written.
 #[derive(Debug, Clone, Copy)]
@@ -361,20 +361,45 @@ impl<'a> Lower<'a> {
         self.plan.ops.len() as f64 + trips * per <= MAX_UNROLLED_OPS as f64
     }
 
-    /// `for i in lo..hi { y[i] ~ family(a + b * x[i]); }` as one op, when that is
+    /// `for i in lo..hi { y[i] ~ family(predictor); }` as one op, when that is
     /// indistinguishable from the loop: the predictor's operands and a normal's scale
     /// (evaluated once, before the loop, instead of per iteration) can fail nowhere.
-    /// False when the loop must be lowered as written.
+    /// False when the loop must be lowered as written. A random intercept `theta[g[i]]`
+    /// is fused only where the loop would not be unrolled (unrolled, `theta` lives in
+    /// registers, which is as fast); it reads `theta` as a run-time array.
     fn obs_loop(&mut self, l: &'a ir::ObsLoop) -> Res<bool> {
-        let Mean::Affine { a, b, x } = &l.mean else {
+        if matches!(l.mean, Mean::Any(_)) {
             return Ok(false);
-        };
+        }
         let start = self.mark();
         let lo = self.expr(&l.lo)?;
         let hi = self.expr(&l.hi)?;
         let operands = self.mark();
-        let a = self.expr(a)?;
-        let b = self.expr(b)?;
+        let predictor = match &l.mean {
+            Mean::Affine { a, b, x } => {
+                let (a, b) = (self.expr(a)?, self.expr(b)?);
+                let (a, b) = (self.reg_of(a), self.reg_of(b));
+                Predictor::Affine { a, b, x: *x }
+            }
+            Mean::Gather { arr, g } => {
+                let body = std::slice::from_ref(&l.body);
+                if let (Val::Const(lo), Val::Const(hi)) = (lo, hi)
+                    && self.unrollable(lo, hi, body)
+                {
+                    self.rollback(start);
+                    return Ok(false);
+                }
+                match self.arrays.get(*arr as usize) {
+                    Some(&ArrState::Dynamic(dyn_arr)) => Predictor::Gather {
+                        arr: dyn_arr,
+                        ir_arr: *arr,
+                        g: *g,
+                    },
+                    _ => return Err(Restart(*arr)),
+                }
+            }
+            Mean::Any(_) => return Ok(false),
+        };
         let scale = match &l.family {
             Family::Normal { scale } => Some(self.expr(scale)?),
             Family::BernoulliLogit | Family::PoissonLog => None,
@@ -402,9 +427,7 @@ impl<'a> Lower<'a> {
             hi: self.reg_of(hi),
             site: l.site,
             y: l.y,
-            x: *x,
-            a: self.reg_of(a),
-            b: self.reg_of(b),
+            predictor,
             family,
         };
         self.plan.obs_loops.push(spec);

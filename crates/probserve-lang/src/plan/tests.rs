@@ -247,3 +247,29 @@ fn logistic_and_poisson_likelihoods_are_native_loops() {
         assert_eq!(p.ops.len(), 3, "{obs}: {:?}", p.ops);
     }
 }
+
+#[test]
+fn a_long_random_intercept_likelihood_is_a_native_loop() {
+    let src = "model m { data g: int[]; data y: real[len(g)];
+      s ~ half_normal(1.0);
+      for j in 0..4 { th[j] ~ normal(0.0, 1.0); }
+      for i in 0..len(y) { y[i] ~ normal(th[g[i]], s); }
+      output s; }";
+    let bind = |n: usize| {
+        let inputs = [
+            (
+                "g",
+                InputValue::IntVec((0..n as i64).map(|i| i % 4).collect()),
+            ),
+            ("y", InputValue::RealVec(vec![0.0; n])),
+        ];
+        plan(src, &inputs, Lowering::Optimized)
+    };
+    let long = bind(10_000);
+    assert_eq!(count(&long, |op| matches!(op, Op::ObsLoop { .. })), 1);
+    assert_eq!(long.arrays.len(), 1, "th is read as a run-time array");
+    // Short enough to unroll: th stays in registers and each observation is one op.
+    let short = bind(100);
+    assert_eq!(count(&short, |op| matches!(op, Op::ObsLoop { .. })), 0);
+    assert!(short.arrays.is_empty());
+}
