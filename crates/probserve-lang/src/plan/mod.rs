@@ -10,7 +10,8 @@
 //!   [`MAX_UNROLLED_OPS`]; indexed sites whose every index is then a constant live in
 //!   registers, with their addresses built at bind time;
 //! - distributions whose parameters are known are built once (a normal whose scale is
-//!   known keeps its normalizer), and a fused observation loop is one native op;
+//!   known keeps its normalizer), and a fused likelihood loop (linear, logistic or
+//!   Poisson regression, a random intercept) is one native op;
 //! - whatever depends on latents becomes ops; conditional code and loops the data does
 //!   not fix become jumps.
 //!

@@ -30,8 +30,8 @@ use regs::{RegFile, SmallFile};
 /// How many steps pass between two looks at the cancellation token.
 pub(crate) const CHECK_EVERY: u64 = 4096;
 
-/// Runs `m` once under `h` and appends its outputs to `out` (inlined into the
-/// inference loop: the interpreter itself, [`Machine::exec`], is the call).
+/// Runs `m` once under `h` and appends its outputs to `out` (inlined, with the
+/// interpreter [`Machine::exec`], into each inference loop).
 #[inline(always)]
 pub(crate) fn run<H: Handler>(
     m: &BoundModel,
