@@ -376,7 +376,7 @@ impl<'a> Lower<'a> {
 }
 
 /// A table index as a `u32` (tables never get near 2^32 entries: sources are capped
-/// at 1 MiB and unrolling at [`MAX_UNROLLED_OPS`]).
+/// at 1 MiB and unrolling at [`super::MAX_UNROLLED_OPS`]).
 pub(super) fn to_reg(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
