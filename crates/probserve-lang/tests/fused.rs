@@ -19,6 +19,13 @@ fn bound(src: &str, x: &[f64], y: &[f64]) -> BoundModel {
     m.bind(&inputs).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
+fn bind_inputs(src: &str, inputs: &Inputs) -> BoundModel {
+    compile(src)
+        .unwrap_or_else(|d| panic!("{d}"))
+        .bind(inputs)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
 /// The model with `obs` as the loop body, fused and unfused.
 fn twins(lo: &str, obs: &str) -> (String, String) {
     let make = |body: String| {
@@ -169,13 +176,7 @@ fn glm_loops_give_identical_draws_and_errors() {
         ]
         .into_iter()
         .collect();
-        let bind = |src: &str| {
-            compile(src)
-                .unwrap_or_else(|d| panic!("{d}"))
-                .bind(&inputs)
-                .unwrap_or_else(|e| panic!("{e:?}"))
-        };
-        let (f, p) = (bind(&fused), bind(&plain));
+        let (f, p) = (bind_inputs(&fused, &inputs), bind_inputs(&plain, &inputs));
         let (rf, rp) = (run_once(&f), run_once(&p));
         assert_eq!(rf, rp, "{obs}");
         assert_eq!(rf.is_err(), obs.contains("800.0"), "{obs}: {rf:?}");
@@ -229,13 +230,7 @@ fn random_intercept_loops_give_identical_draws_and_errors() {
         ]
         .into_iter()
         .collect();
-        let bind = |src: &str| {
-            compile(src)
-                .unwrap_or_else(|d| panic!("{d}"))
-                .bind(&inputs)
-                .unwrap_or_else(|e| panic!("{e:?}"))
-        };
-        let (f, p) = (bind(&fused), bind(&plain));
+        let (f, p) = (bind_inputs(&fused, &inputs), bind_inputs(&plain, &inputs));
         let (rf, rp) = (run_once(&f), run_once(&p));
         assert_eq!(rf, rp, "{groups} groups");
         assert_eq!(rf.is_err(), groups == 11, "{rf:?}");

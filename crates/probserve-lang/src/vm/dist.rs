@@ -2,7 +2,7 @@
 //! arguments to a concrete runtime distribution, used by the lowering (for bind-time
 //! distributions) and by the machine (for the rest).
 
-use probserve_runtime::{Address, DistError, Handler, ModelError, Normal};
+use probserve_runtime::{Address, DistError, Handler, ModelError, Normal, ScalarDist};
 
 use super::Machine;
 use super::table;
@@ -94,6 +94,17 @@ impl<H: Handler, R: super::RegFile> Machine<'_, H, R> {
     }
 
     pub(super) fn sample_dyn(&mut self, addr: u32, x: u32) -> Result<f64, ModelError> {
+        self.dyn_site(addr, x, Sample)
+    }
+
+    pub(super) fn observe_dyn(&mut self, addr: u32, value: u32, x: u32) -> Result<(), ModelError> {
+        let y = self.get(value);
+        self.dyn_site(addr, x, Observe(y))
+    }
+
+    /// Builds run-time distribution `x` and makes the site call at `addr` with it.
+    #[inline(always)]
+    fn dyn_site<C: SiteCall>(&mut self, addr: u32, x: u32, call: C) -> Result<C::Out, ModelError> {
         let (kind, v) = self.dyn_args(x)?;
         let a = self.addr(addr);
         let arg = |k: usize| v.get(k).copied().unwrap_or(f64::NAN);
@@ -103,30 +114,54 @@ impl<H: Handler, R: super::RegFile> Machine<'_, H, R> {
         macro_rules! go {
             ($d:expr) => {
                 match $d {
-                    Ok(d) => h.sample(a, &d),
+                    Ok(d) => call.call(h, a, &d),
                     Err(e) => Err(ModelError::dist_at(a, e)),
                 }
             };
         }
         with_dist!(kind, arg, normal, go)
     }
+}
 
-    pub(super) fn observe_dyn(&mut self, addr: u32, value: u32, x: u32) -> Result<(), ModelError> {
-        let (kind, v) = self.dyn_args(x)?;
-        let a = self.addr(addr);
-        let y = self.get(value);
-        let arg = |k: usize| v.get(k).copied().unwrap_or(f64::NAN);
-        let last = &mut self.last_normal;
-        let mut normal = |mu: f64, sigma: f64| cached_normal(last, mu, sigma);
-        let h = &mut *self.h;
-        macro_rules! go {
-            ($d:expr) => {
-                match $d {
-                    Ok(d) => h.observe(a, &d, y),
-                    Err(e) => Err(ModelError::dist_at(a, e)),
-                }
-            };
-        }
-        with_dist!(kind, arg, normal, go)
+/// A handler call at a site, generic over the distribution (what a closure cannot be).
+trait SiteCall {
+    type Out;
+    fn call<H: Handler, D: ScalarDist>(
+        self,
+        h: &mut H,
+        a: Address,
+        d: &D,
+    ) -> Result<Self::Out, ModelError>;
+}
+
+/// `h.sample(a, d)`.
+struct Sample;
+
+impl SiteCall for Sample {
+    type Out = f64;
+    #[inline(always)]
+    fn call<H: Handler, D: ScalarDist>(
+        self,
+        h: &mut H,
+        a: Address,
+        d: &D,
+    ) -> Result<f64, ModelError> {
+        h.sample(a, d)
+    }
+}
+
+/// `h.observe(a, d, y)`.
+struct Observe(f64);
+
+impl SiteCall for Observe {
+    type Out = ();
+    #[inline(always)]
+    fn call<H: Handler, D: ScalarDist>(
+        self,
+        h: &mut H,
+        a: Address,
+        d: &D,
+    ) -> Result<(), ModelError> {
+        h.observe(a, d, self.0)
     }
 }
