@@ -76,6 +76,41 @@ impl Admission {
         self.refused_draining.load(Ordering::Relaxed)
     }
 
+    /// A permit for one item of a streaming call (each InferStream item is a call
+    /// of its own for admission: the stream's permit ends when its headers go
+    /// out). Refused with `RESOURCE_EXHAUSTED` at the limit and `UNAVAILABLE` while
+    /// draining, exactly like a new call; the permit is released on drop.
+    ///
+    /// # Errors
+    /// The status to answer the item with.
+    pub fn try_acquire_item(&self) -> Result<ItemPermit, Status> {
+        if self.is_draining() {
+            self.refused_draining.fetch_add(1, Ordering::Relaxed);
+            return Err(Status::unavailable(
+                "server is draining; retry on another replica",
+            ));
+        }
+        match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(p) => Ok(ItemPermit { _permit: p }),
+            Err(_) => {
+                self.shed.fetch_add(1, Ordering::Relaxed);
+                Err(self.shed_status())
+            }
+        }
+    }
+
+    fn shed_status(&self) -> Status {
+        let details = tonic_types::ErrorDetails::with_retry_info(Some(SHED_RETRY_AFTER));
+        <Status as tonic_types::StatusExt>::with_error_details(
+            tonic::Code::ResourceExhausted,
+            format!(
+                "load shed: {} calls already in flight (limit {}); retry with back-off",
+                self.max_in_flight, self.max_in_flight
+            ),
+            details,
+        )
+    }
+
     fn is_exempt(&self, path: &str) -> bool {
         self.exempt_prefixes
             .iter()
@@ -98,13 +133,19 @@ impl Admission {
             Ok(p) => Ok(Some(p)),
             Err(_) => {
                 self.shed.fetch_add(1, Ordering::Relaxed);
-                Err(Status::resource_exhausted(format!(
-                    "load shed: {} calls already in flight (limit {}); retry with back-off",
-                    self.max_in_flight, self.max_in_flight
-                )))
+                Err(self.shed_status())
             }
         }
     }
+}
+
+/// The retry hint sent with a shed call.
+pub const SHED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// An admission permit held by one streamed item; see [`Admission::try_acquire_item`].
+#[derive(Debug)]
+pub struct ItemPermit {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// The tower layer; see the module docs.
@@ -316,6 +357,37 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(grpc_status(&r), None);
+    }
+
+    #[tokio::test]
+    async fn stream_items_take_permits_from_the_same_limit() {
+        let adm = Admission::new(2, &[]);
+        let a = adm.try_acquire_item().unwrap();
+        let _b = adm.try_acquire_item().unwrap();
+        assert_eq!(adm.in_flight(), 2);
+        let refused = adm.try_acquire_item().unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+        use tonic_types::StatusExt as _;
+        assert!(refused.get_error_details().retry_info().is_some());
+        assert_eq!(adm.shed_count(), 1);
+        // A whole call is shed too while items hold every permit.
+        let svc = tower::service_fn(|_req: http::Request<()>| async {
+            Ok::<_, Infallible>(http::Response::new(String::new()))
+        });
+        let r = AdmissionLayer::new(Arc::clone(&adm))
+            .layer(svc)
+            .oneshot(http::Request::builder().uri("/a.B/C").body(()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(grpc_status(&r).as_deref(), Some("8"));
+        drop(a);
+        assert_eq!(adm.in_flight(), 1);
+        let _c = adm.try_acquire_item().unwrap();
+        adm.start_draining();
+        assert_eq!(
+            adm.try_acquire_item().unwrap_err().code(),
+            tonic::Code::Unavailable
+        );
     }
 
     #[test]

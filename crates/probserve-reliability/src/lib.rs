@@ -6,9 +6,18 @@
 //!   without bound) and refuses new calls while the server drains (`UNAVAILABLE`),
 //!   while letting health checks and reflection through.
 //!
+//! - [`deadline`]: the server's maximum deadline for every call (the client's
+//!   `grpc-timeout` clamped, invalid values dropped, a backstop answer).
+//! - [`panic`]: a panic in a handler becomes `INTERNAL`/`PANIC`, and a panic hook
+//!   logs each panic as one line.
+//!
 //! Later work adds circuit breakers, handler wrappers (panic and NaN isolation,
 //! fallbacks), health scoring and SLO tracking here (see DESIGN.md).
 
 pub mod admission;
+pub mod deadline;
+pub mod panic;
 
-pub use admission::{Admission, AdmissionLayer, AdmissionService};
+pub use admission::{Admission, AdmissionLayer, AdmissionService, ItemPermit};
+pub use deadline::DeadlineLayer;
+pub use panic::{CatchPanicLayer, install_panic_hook};
