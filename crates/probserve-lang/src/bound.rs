@@ -8,7 +8,7 @@ use probserve_runtime::{CancelToken, Handler, Model, ModelError, SiteId};
 use crate::bind::BoundData;
 use crate::draw::Draw;
 use crate::model::Compiled;
-use crate::plan::Plan;
+use crate::plan::{Plan, StaticCost};
 
 /// Default step budget of one model run (statements plus loop iterations).
 pub const DEFAULT_STEP_LIMIT: u64 = 10_000_000;
@@ -28,6 +28,9 @@ pub struct BoundModel {
     pub(crate) labels: Arc<[String]>,
     pub(crate) step_limit: u64,
     pub(crate) cancel: CancelToken,
+    /// Most sites one run records (`usize::MAX` = unlimited; see
+    /// [`BoundModel::with_max_sites`]).
+    pub(crate) max_sites: usize,
 }
 impl BoundModel {
     /// Sets the per-run step budget (statements plus loop iterations).
@@ -60,6 +63,26 @@ impl BoundModel {
     pub fn step_limit(&self) -> u64 {
         self.step_limit
     }
+
+    /// Limits the sites (trace records) one run may record, the run's memory budget;
+    /// a run that visits more fails with `ModelError::SiteLimit`.
+    #[must_use]
+    pub fn with_max_sites(mut self, max_sites: usize) -> Self {
+        self.max_sites = max_sites;
+        self
+    }
+
+    /// What one run costs, as far as binding knows it: the plan's ops and sites, and
+    /// whether they bound the run (`fixed`: no loop is left whose length the data or
+    /// the latents set). Computed by one pass over the plan.
+    pub fn static_cost(&self) -> StaticCost {
+        self.plan.static_cost(&self.data.vecs)
+    }
+
+    /// Output values per run (the length of [`BoundModel::output_labels`]).
+    pub fn output_width(&self) -> usize {
+        self.plan.width
+    }
 }
 
 impl Model for BoundModel {
@@ -79,6 +102,10 @@ impl Model for BoundModel {
 
     fn output_names(&self) -> Vec<String> {
         self.labels.to_vec()
+    }
+
+    fn max_sites(&self) -> usize {
+        self.max_sites
     }
 
     fn site_name(&self, id: SiteId) -> Option<&str> {

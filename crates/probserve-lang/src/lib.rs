@@ -51,6 +51,7 @@ pub use bind::{InputError, InputValue, Inputs, Lowering};
 pub use bound::{BoundModel, DEFAULT_STEP_LIMIT};
 pub use diag::{DiagKind, Diagnostic, Diagnostics, Span};
 pub use draw::Draw;
+pub use plan::StaticCost;
 pub use model::{
     CompiledModel, DataDecl, DataType, ElemType, LatentInfo, MAX_SOURCE_BYTES, ModelInfo, Shape,
     VecSize, compile, validate,

@@ -76,6 +76,13 @@ pub enum ModelError {
         /// The budget.
         limit: u64,
     },
+    /// One run visited more sites than its trace may hold ([`crate::Model::max_sites`]):
+    /// the memory budget of the run.
+    #[error("site limit of {limit} exceeded: one run may record at most {limit} sites")]
+    SiteLimit {
+        /// The budget.
+        limit: usize,
+    },
     /// Any other model-defined failure.
     #[error("{0}")]
     Other(String),
@@ -107,7 +114,9 @@ impl ModelError {
             | ModelError::MissingValue(address)
             | ModelError::Shape { address, .. } => Some(*address),
             ModelError::Dist { address, .. } => *address,
-            ModelError::StepLimit { .. } | ModelError::Other(_) => None,
+            ModelError::StepLimit { .. } | ModelError::SiteLimit { .. } | ModelError::Other(_) => {
+                None
+            }
         }
     }
 }

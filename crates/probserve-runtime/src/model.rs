@@ -44,6 +44,12 @@ pub trait Model {
     fn site_name(&self, _id: SiteId) -> Option<&str> {
         None
     }
+
+    /// Most sites one run may record (its trace's memory budget); a run that visits
+    /// more fails with [`ModelError::SiteLimit`]. Unlimited by default.
+    fn max_sites(&self) -> usize {
+        usize::MAX
+    }
 }
 
 impl<M: Model + ?Sized> Model for &M {
@@ -63,6 +69,9 @@ impl<M: Model + ?Sized> Model for &M {
     }
     fn site_name(&self, id: SiteId) -> Option<&str> {
         (**self).site_name(id)
+    }
+    fn max_sites(&self) -> usize {
+        (**self).max_sites()
     }
 }
 

@@ -38,7 +38,12 @@ impl Record {
 }
 
 /// The record of one model run.
-#[derive(Debug, Clone, Default, PartialEq)]
+///
+/// A trace holds at most [`Trace::max_sites`] records (its memory budget, about
+/// 100 bytes each): pushes beyond it are dropped and mark the trace overflowed, and
+/// [`Trace::check_room`] (called by [`Trace::check_unique`], which every inference
+/// algorithm runs on each trace) then fails with [`ModelError::SiteLimit`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     records: Vec<Record>,
     vectors: Vec<f64>,
@@ -48,6 +53,22 @@ pub struct Trace {
     pub log_likelihood: f64,
     /// Sum of factors.
     pub log_factor: f64,
+    max_sites: usize,
+    overflowed: bool,
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Trace {
+            records: Vec::new(),
+            vectors: Vec::new(),
+            log_prior: 0.0,
+            log_likelihood: 0.0,
+            log_factor: 0.0,
+            max_sites: usize::MAX,
+            overflowed: false,
+        }
+    }
 }
 
 impl Trace {
@@ -56,13 +77,53 @@ impl Trace {
         Self::default()
     }
 
-    /// Remove every record, keeping the allocations.
+    /// An empty trace holding at most `max_sites` records.
+    pub fn with_max_sites(max_sites: usize) -> Self {
+        Trace {
+            max_sites,
+            ..Self::default()
+        }
+    }
+
+    /// Most records this trace holds.
+    pub fn max_sites(&self) -> usize {
+        self.max_sites
+    }
+
+    /// Sets the most records this trace holds (takes effect for later pushes).
+    pub fn set_max_sites(&mut self, max_sites: usize) {
+        self.max_sites = max_sites;
+    }
+
+    /// Error if a push was dropped because the trace was full.
+    #[inline]
+    pub fn check_room(&self) -> Result<(), ModelError> {
+        if self.overflowed {
+            return Err(ModelError::SiteLimit {
+                limit: self.max_sites,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether there is room for one more record (marks the trace overflowed if not).
+    #[inline(always)]
+    fn room(&mut self) -> bool {
+        if self.records.len() < self.max_sites {
+            return true;
+        }
+        self.overflowed = true;
+        false
+    }
+
+    /// Remove every record, keeping the allocations (and the site budget).
     pub fn clear(&mut self) {
         self.records.clear();
         self.vectors.clear();
         self.log_prior = 0.0;
         self.log_likelihood = 0.0;
         self.log_factor = 0.0;
+        self.overflowed = false;
     }
 
     /// Total log weight: prior + likelihood + factors.
@@ -119,6 +180,9 @@ impl Trace {
     /// Append a latent scalar.
     #[inline]
     pub fn push_latent(&mut self, address: Address, value: f64, log_prob: f64) {
+        if !self.room() {
+            return;
+        }
         self.log_prior += log_prob;
         self.records.push(Record {
             address,
@@ -133,6 +197,9 @@ impl Trace {
     /// Append an observed scalar.
     #[inline]
     pub fn push_observed(&mut self, address: Address, value: f64, log_prob: f64) {
+        if !self.room() {
+            return;
+        }
         self.log_likelihood += log_prob;
         self.records.push(Record {
             address,
@@ -147,6 +214,9 @@ impl Trace {
     /// Append a factor.
     #[inline]
     pub fn push_factor(&mut self, address: Address, log_weight: f64) {
+        if !self.room() {
+            return;
+        }
         self.log_factor += log_weight;
         self.records.push(Record {
             address,
@@ -160,6 +230,9 @@ impl Trace {
 
     /// Append a vector site (latent or observed).
     pub fn push_vector(&mut self, address: Address, kind: SiteKind, value: &[f64], log_prob: f64) {
+        if !self.room() {
+            return;
+        }
         match kind {
             SiteKind::Latent => self.log_prior += log_prob,
             SiteKind::Observed => self.log_likelihood += log_prob,
@@ -183,6 +256,7 @@ impl Trace {
 
     /// Error if any address occurs twice.
     pub fn check_unique(&self) -> Result<(), ModelError> {
+        self.check_room()?;
         let n = self.records.len();
         if n <= 24 {
             for i in 1..n {
@@ -205,6 +279,7 @@ impl Trace {
     /// Like [`Trace::check_unique`], but skips the check when the address sequence equals the one
     /// last verified through the same `cache` (the common case for fixed-structure models).
     pub fn check_unique_cached(&self, cache: &mut Vec<Address>) -> Result<(), ModelError> {
+        self.check_room()?;
         if cache.len() == self.records.len()
             && cache
                 .iter()
@@ -246,6 +321,8 @@ impl PoolStats {
 pub struct TracePool {
     free: Vec<Trace>,
     stats: PoolStats,
+    /// Site budget of every trace taken (`None` = unlimited).
+    max_sites: Option<usize>,
 }
 
 impl TracePool {
@@ -254,9 +331,17 @@ impl TracePool {
         Self::default()
     }
 
+    /// An empty pool whose traces hold at most `max_sites` records each.
+    pub fn with_max_sites(max_sites: usize) -> Self {
+        TracePool {
+            max_sites: Some(max_sites),
+            ..Self::default()
+        }
+    }
+
     /// A cleared trace: recycled when available, otherwise new.
     pub fn take(&mut self) -> Trace {
-        match self.free.pop() {
+        let mut t = match self.free.pop() {
             Some(t) => {
                 self.stats.hits += 1;
                 t
@@ -265,7 +350,11 @@ impl TracePool {
                 self.stats.misses += 1;
                 Trace::new()
             }
+        };
+        if let Some(m) = self.max_sites {
+            t.max_sites = m;
         }
+        t
     }
 
     /// A trace holding a copy of `src`, reusing a recycled buffer when possible.
@@ -325,6 +414,27 @@ mod tests {
         assert!(t.check_unique_cached(&mut cache).is_ok());
         t.push_observed(Address::new("y").at(5), 0.0, 0.0);
         assert!(t.check_unique_cached(&mut cache).is_err());
+    }
+
+    #[test]
+    fn a_full_trace_drops_pushes_and_reports_the_site_limit() {
+        let mut t = Trace::with_max_sites(2);
+        t.push_latent(Address::new("a"), 1.0, 0.0);
+        t.push_observed(Address::new("b"), 1.0, 0.0);
+        assert!(t.check_unique().is_ok());
+        t.push_factor(Address::new("c"), 0.0);
+        t.push_vector(Address::new("d"), SiteKind::Latent, &[1.0; 100], 0.0);
+        assert_eq!(t.records().len(), 2);
+        assert_eq!(t.check_unique(), Err(ModelError::SiteLimit { limit: 2 }));
+        let mut cache = Vec::new();
+        assert_eq!(
+            t.check_unique_cached(&mut cache),
+            Err(ModelError::SiteLimit { limit: 2 })
+        );
+        t.clear();
+        assert!(t.check_room().is_ok());
+        let mut pool = TracePool::with_max_sites(3);
+        assert_eq!(pool.take().max_sites(), 3);
     }
 
     #[test]

@@ -367,3 +367,70 @@ impl From<Lowering> for Options {
         }
     }
 }
+
+/// What one run of a plan costs, known at bind time (see
+/// [`crate::BoundModel::static_cost`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticCost {
+    /// Upper bound on the operations one run executes (each op once, plus the
+    /// elements of fused observation loops, run-time array copies and bind-time
+    /// categorical distributions) when [`StaticCost::fixed`]; otherwise the ops of
+    /// the plan, a lower bound only.
+    pub ops: u64,
+    /// Upper bound on the trace records (sites) of one run when fixed.
+    pub sites: u64,
+    /// True when no loop is left in the plan: the run's work does not depend on
+    /// anything but the plan, so `ops` and `sites` bound it. False when a loop whose
+    /// length the data or the latents set (or one beyond the unrolling limit) stays.
+    pub fixed: bool,
+}
+
+impl Plan {
+    /// The static cost of one run over bound data vectors `vecs`.
+    pub(crate) fn static_cost(&self, vecs: &[Vec<f64>]) -> StaticCost {
+        let len = |v: u32| vecs.get(v as usize).map_or(0, Vec::len) as u64;
+        let max_vec = vecs.iter().map(Vec::len).max().unwrap_or(0) as u64;
+        let (mut ops, mut sites, mut fixed) = (0u64, 0u64, true);
+        for (pc, op) in self.ops.iter().enumerate() {
+            ops = ops.saturating_add(1);
+            match *op {
+                Op::LoopInit { .. } | Op::LoopNext { .. } => fixed = false,
+                Op::Jump { to } | Op::JumpIfZero { to, .. } if to as usize <= pc => fixed = false,
+                Op::ArrOut { n, .. } => ops = ops.saturating_add(u64::from(n)),
+                Op::ObsLoop { l } => {
+                    // Every iteration reads y[i]; one past its end fails the run.
+                    let trips = self
+                        .obs_loops
+                        .get(l as usize)
+                        .map_or(0, |o| len(o.y).saturating_add(1));
+                    ops = ops.saturating_add(trips.saturating_mul(2));
+                    sites = sites.saturating_add(trips);
+                }
+                Op::SampleDist { d, .. } | Op::ObserveDist { d, .. } => {
+                    sites += 1;
+                    if let Some(Dist::Categorical(c)) = self.dists.get(d as usize) {
+                        ops = ops.saturating_add(c.probs().len() as u64);
+                    }
+                }
+                Op::SampleDyn { x, .. } | Op::ObserveDyn { x, .. } => {
+                    sites += 1;
+                    let kind = self.dyn_dists.get(x as usize).map(|d| d.kind);
+                    if kind == Some(DistKind::Categorical) {
+                        ops = ops.saturating_add(max_vec);
+                    }
+                }
+                Op::SampleNormal { .. }
+                | Op::SampleNormalMean { .. }
+                | Op::SampleNormalDyn { .. }
+                | Op::SampleBernoulliDyn { .. }
+                | Op::ObserveNormal { .. }
+                | Op::ObserveNormalMean { .. }
+                | Op::ObserveNormalDyn { .. }
+                | Op::ObserveBernoulliDyn { .. }
+                | Op::Factor { .. } => sites += 1,
+                _ => {}
+            }
+        }
+        StaticCost { ops, sites, fixed }
+    }
+}

@@ -78,7 +78,7 @@ where
     let mut check = CancelCheck::new(&cfg.cancel);
     let mut verified = Vec::new();
     // One trace buffer serves every particle: nothing is kept but weights and outputs.
-    let mut trace = Trace::new();
+    let mut trace = Trace::with_max_sites(model.max_sites());
     for _ in 0..cfg.particles {
         check.tick()?;
         trace.clear();

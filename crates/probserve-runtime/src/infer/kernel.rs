@@ -233,6 +233,7 @@ where
         return Ok(false);
     };
     scratch.prop.clear();
+    scratch.prop.set_max_sites(trace.max_sites());
     scratch.out.clear();
     let mut h = ProposalHandler {
         cursor: BaseCursor::new(trace),
@@ -247,6 +248,7 @@ where
         stay: false,
     };
     model.run_into(&mut h, &mut scratch.out)?;
+    h.trace.check_room()?;
     let (log_hastings, log_q_births, stay, slot) = (h.log_hastings, h.log_q_births, h.stay, h.slot);
     let visited = h.trace.records().len();
     let same = h.cursor.same_structure(visited);

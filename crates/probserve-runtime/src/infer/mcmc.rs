@@ -235,7 +235,7 @@ where
     M::Output: Outputs,
     R: rand::Rng + ?Sized,
 {
-    let mut trace = Trace::new();
+    let mut trace = Trace::with_max_sites(model.max_sites());
     let mut flat = Vec::new();
     for _ in 0..attempts.max(1) {
         trace.clear();

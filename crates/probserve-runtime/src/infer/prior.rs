@@ -61,7 +61,7 @@ where
     M::Output: Outputs,
 {
     let mut rng = stream_rng(cfg.seed, 0);
-    let mut pool = TracePool::new();
+    let mut pool = TracePool::with_max_sites(model.max_sites());
     let mut sink = DrawSink::with_capacity(cfg.draws);
     let mut log_likelihoods = Vec::with_capacity(capped(cfg.draws));
     let mut check = CancelCheck::new(&cfg.cancel);
@@ -116,7 +116,7 @@ where
     M::Output: Outputs,
 {
     let mut rng = stream_rng(cfg.seed, 0);
-    let mut pool = TracePool::new();
+    let mut pool = TracePool::with_max_sites(model.max_sites());
     let mut sink = DrawSink::with_capacity(cfg.draws);
     let mut obs = DrawSink::with_capacity(cfg.draws);
     let mut obs_names: Vec<String> = Vec::new();

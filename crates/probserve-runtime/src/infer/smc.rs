@@ -212,7 +212,7 @@ where
     }
     let mut rng = stream_rng(cfg.seed, 0);
     let mut check = CancelCheck::new(&cfg.cancel);
-    let mut pool = TracePool::new();
+    let mut pool = TracePool::with_max_sites(model.max_sites());
     let mut verified = Vec::new();
     let mut staged = Vec::new();
     // Particle i: traces[i] and outputs outs[i·w .. (i+1)·w] (one flat buffer for all outputs).
