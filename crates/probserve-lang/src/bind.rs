@@ -292,6 +292,7 @@ impl CompiledModel {
             labels: labels.into(),
             step_limit: crate::DEFAULT_STEP_LIMIT,
             cancel: CancelToken::never(),
+            max_sites: usize::MAX,
         })
     }
 }
