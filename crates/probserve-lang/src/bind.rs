@@ -366,7 +366,8 @@ fn convert(field: &str, ty: &DataType, value: &InputValue) -> Result<Converted, 
         index,
     };
     let int = |x: i64, index: Option<usize>| {
-        if x.abs() <= MAX_EXACT_INT {
+        // `unsigned_abs`: `i64::MIN.abs()` wraps (or panics) and would pass.
+        if x.unsigned_abs() <= MAX_EXACT_INT.unsigned_abs() {
             Ok(x as f64)
         } else {
             Err(InputError::Invalid {

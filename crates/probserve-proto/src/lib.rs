@@ -4,15 +4,24 @@
 //! system `protoc` is needed. [`FILE_DESCRIPTOR_SET`] is the encoded descriptor set,
 //! proto comments included, for server reflection (`grpcurl describe`).
 
+pub mod codec;
+
 /// The `probserve.v1` package: messages, enums, clients and servers.
 pub mod v1 {
     #![allow(missing_docs, clippy::all, clippy::pedantic)]
     tonic::include_proto!("probserve.v1");
+    // The servers, generated in a second pass with [`crate::codec::ServerCodec`].
+    include!(concat!(env!("OUT_DIR"), "/server/probserve.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of every probserve proto file.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/probserve_descriptor.bin"));
+
+/// The encoded `FileDescriptorSet` of `google/rpc/{status,error_details,code}.proto`
+/// (and their imports), so reflection clients can decode our error details.
+pub const GOOGLE_RPC_FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/google_rpc_descriptor.bin"));
 
 /// Fully-qualified names of the probserve gRPC services, as used by health checks.
 pub const SERVICE_NAMES: &[&str] = &[

@@ -131,11 +131,9 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         .context("opening the store")?
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store: Arc<dyn probserve_store::Store> = Arc::new(store);
-    shared.set_subsystem(
-        "store",
-        HealthState::Healthy,
-        format!("redb at {}", config.data_dir.display()),
-    );
+    // The path is for the operator's log, not for anonymous health callers.
+    tracing::info!(data_dir = %config.data_dir.display(), "store opened");
+    shared.set_subsystem("store", HealthState::Healthy, "redb store".to_owned());
     let catalog = Arc::new(Catalog::new(store));
     if config.builtin_models {
         let created = catalog
@@ -171,6 +169,8 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
 
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
         b.register_encoded_file_descriptor_set(probserve_proto::FILE_DESCRIPTOR_SET)
+            // So grpcurl can decode the google.rpc details our errors carry.
+            .register_encoded_file_descriptor_set(probserve_proto::GOOGLE_RPC_FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(

@@ -5,7 +5,9 @@
 //! parented on the W3C `traceparent` the client sent, so a client's trace continues
 //! into ours. The status code is read where gRPC puts it: in the response headers
 //! for trailers-only (error) responses, else in the trailers at the end of the body.
-//! A body dropped before its end (client went away) counts as CANCELLED.
+//! A body dropped before its end (client went away) counts as CANCELLED. tonic's
+//! OUT_OF_RANGE for an oversized message is rewritten here to RESOURCE_EXHAUSTED,
+//! the code of the error model, since no handler sees such a message.
 //!
 //! Without an OTLP exporter the span is created at DEBUG level and the
 //! `traceparent` is not parsed: formatting span fields for nobody cost about 6 % of
@@ -107,6 +109,41 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
         .and_then(|s| s.parse().ok())
 }
 
+/// The messages tonic's framing gives a message over `max_message_bytes`.
+const OVERSIZED: [&str; 2] = [
+    "Error, decoded message length too large",
+    "Error, encoded message length too large",
+];
+
+/// The status code of a response (headers or trailers), after rewriting tonic's
+/// OUT_OF_RANGE for an oversized message (its framing raises it before any of our
+/// code sees the message) to what the error model says: RESOURCE_EXHAUSTED with
+/// ErrorInfo(reason=MESSAGE_TOO_LARGE).
+fn observed_status(headers: &mut http::HeaderMap) -> Option<i32> {
+    let code = grpc_status(headers)?;
+    if code != tonic::Code::OutOfRange as i32 {
+        return Some(code);
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !OVERSIZED.iter().any(|p| message.starts_with(p)) {
+        return Some(code);
+    }
+    let status = crate::services::status::with_reason(
+        tonic::Code::ResourceExhausted,
+        format!("message too large (the server's max_message_bytes): {message}"),
+        "MESSAGE_TOO_LARGE",
+    );
+    headers.remove("grpc-message");
+    headers.remove("grpc-status-details-bin");
+    match status.add_header(headers) {
+        Ok(()) => Some(tonic::Code::ResourceExhausted as i32),
+        Err(_) => Some(code),
+    }
+}
+
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RpcService<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
@@ -168,8 +205,8 @@ where
         };
         let fut = self.inner.call(req).instrument(span);
         Box::pin(async move {
-            let resp = fut.await?;
-            if let Some(code) = grpc_status(resp.headers()) {
+            let mut resp = fut.await?;
+            if let Some(code) = observed_status(resp.headers_mut()) {
                 pending.finish(code);
             }
             Ok(resp.map(|inner| ObservedBody {
@@ -198,11 +235,11 @@ impl<B: Body> Body for ObservedBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
         let this = self.project();
-        let out = std::task::ready!(this.inner.poll_frame(cx));
+        let mut out = std::task::ready!(this.inner.poll_frame(cx));
         if let Some(p) = this.pending.as_mut() {
-            match &out {
+            match &mut out {
                 Some(Ok(frame)) => {
-                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                    if let Some(code) = frame.trailers_mut().and_then(observed_status) {
                         p.finish(code);
                     }
                 }
