@@ -13,7 +13,7 @@
 /// | [`RevisionMismatch`](Self::RevisionMismatch) | `ABORTED` |
 /// | [`InvalidArgument`](Self::InvalidArgument) | `INVALID_ARGUMENT` |
 /// | [`FailedPrecondition`](Self::FailedPrecondition) | `FAILED_PRECONDITION` |
-/// | [`SchemaTooNew`](Self::SchemaTooNew) | `INTERNAL` (the server refuses to start) |
+/// | [`SchemaTooNew`](Self::SchemaTooNew), [`NotAStore`](Self::NotAStore) | `INTERNAL` (the server refuses to start) |
 /// | [`Backend`](Self::Backend), [`Io`](Self::Io) | `INTERNAL` |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -80,6 +80,21 @@ pub enum StoreError {
         found: u64,
         /// Highest schema version this build knows.
         supported: u64,
+    },
+
+    /// The file at the store path is not a valid probserve store (empty,
+    /// truncated, corrupted, or another kind of file). Nothing was written to it.
+    /// In practice the server refuses to start and prints this message.
+    #[error(
+        "store file {path} is not a valid probserve store: {problem}. Nothing was changed. \
+         Restore the file from a backup, or move it away to start with an empty store \
+         (models and rollouts in it are then no longer served)"
+    )]
+    NotAStore {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
     },
 
     /// The storage engine failed or the stored data is corrupt. gRPC: `INTERNAL`.

@@ -31,7 +31,7 @@
 //!     created_at_millis: 1_700_000_000_000,
 //! })?;
 //! assert!(outcome.is_created());
-//! store.set_label("sensor", "stable", "1.0.0")?;
+//! // The first version of a model is `stable` at once; later ones wait for a label.
 //! assert_eq!(store.resolve("sensor", None)?.version, "1.0.0");
 //! # Ok(())
 //! # }
@@ -48,8 +48,8 @@ pub mod conformance;
 
 pub use error::{Result, StoreError};
 pub use model::{
-    AuditEntry, AuditRecord, ModelSummary, ModelVersion, NewModelVersion, Page, RegisterOutcome,
-    RolloutCommit, RolloutEntry, content_hash,
+    AuditEntry, AuditRecord, LabelMove, ModelSummary, ModelVersion, NewModelVersion, Page,
+    RegisterOutcome, RolloutCommit, RolloutEntry, RolloutWrite, content_hash,
 };
 pub use redb_store::{CURRENT_SCHEMA_VERSION, RedbStore};
 pub use traits::Store;

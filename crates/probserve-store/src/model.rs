@@ -152,3 +152,36 @@ pub struct RolloutCommit {
     /// Sequence number of the audit record written in the same transaction.
     pub audit_seq: u64,
 }
+
+/// A label move written in the same transaction as a rollout change (see
+/// [`Store::commit_rollout`](crate::Store::commit_rollout)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelMove {
+    /// Model name.
+    pub model: String,
+    /// Label, for example `stable`.
+    pub label: String,
+    /// The version it will point to (must exist and not be archived).
+    pub version: String,
+    /// Only set the label when it is unset: a label an operator set is kept.
+    pub only_if_unset: bool,
+}
+
+/// Everything one rollout command writes, committed as ONE transaction by
+/// [`Store::commit_rollout`](crate::Store::commit_rollout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutWrite {
+    /// Rollout id.
+    pub id: String,
+    /// Optimistic concurrency, as in [`Store::put_rollout`](crate::Store::put_rollout).
+    pub expected_revision: Option<u64>,
+    /// The new rollout state.
+    pub value: serde_json::Value,
+    /// The audit entry of the change.
+    pub audit: AuditEntry,
+    /// (model, version) pairs that must exist and not be archived, checked inside
+    /// the transaction: if one fails, nothing is written.
+    pub require_servable: Vec<(String, String)>,
+    /// Label moves made in the same transaction.
+    pub labels: Vec<LabelMove>,
+}

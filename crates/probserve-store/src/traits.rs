@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::model::{
     AuditEntry, AuditRecord, ModelSummary, ModelVersion, NewModelVersion, Page, RegisterOutcome,
-    RolloutCommit, RolloutEntry,
+    RolloutCommit, RolloutEntry, RolloutWrite,
 };
 
 /// Durable state of a probserve deployment: model registry, rollouts, audit log and
@@ -37,8 +37,14 @@ pub trait Store: Send + Sync + 'static {
     ///   record (description and metadata of the retry are ignored);
     /// * otherwise [`RegisterOutcome::Created`] with a fresh sequence number.
     ///
-    /// Bad name, version (not semver) or oversized source →
-    /// [`InvalidArgument`](crate::StoreError::InvalidArgument).
+    /// A new version never takes default traffic by itself: only the FIRST version
+    /// of a model also gets the [`"stable"`](crate::validate::STABLE_LABEL) label,
+    /// in the same transaction; later versions serve by default only once a label
+    /// is pointed at them.
+    ///
+    /// Bad name (not `[a-z][a-z0-9_-]{0,62}`), version (not semver, or longer than
+    /// [`MAX_VERSION_BYTES`](crate::validate::MAX_VERSION_BYTES)), oversized source,
+    /// description or metadata → [`InvalidArgument`](crate::StoreError::InvalidArgument).
     fn register_version(&self, rec: NewModelVersion) -> Result<RegisterOutcome>;
 
     /// One version by exact (normalized) semver string; archived versions included.
@@ -85,8 +91,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The version to serve for a request.
     ///
-    /// * `None` → the version labelled [`"stable"`](crate::validate::STABLE_LABEL) if
-    ///   set, else [`Store::latest_version`];
+    /// * `None` → the version labelled [`"stable"`](crate::validate::STABLE_LABEL);
+    ///   a known model without that label →
+    ///   [`FailedPrecondition`](crate::StoreError::FailedPrecondition) (there is no
+    ///   "latest wins" fallback: a new version must never take traffic by itself);
     /// * `Some(v)` where `v` parses as semver → that exact version (even if archived:
     ///   an explicit request can read it; the flag is on the record);
     /// * `Some(label)` → the version the label points to.
@@ -130,6 +138,16 @@ pub trait Store: Send + Sync + 'static {
         value: &serde_json::Value,
         audit: &AuditEntry,
     ) -> Result<RolloutCommit>;
+
+    /// Everything one rollout command writes, in ONE transaction: the
+    /// preconditions in `write.require_servable` (each version exists and is not
+    /// archived) are checked inside it, then the state is written (revision-checked
+    /// as in [`Store::put_rollout`]), the audit entry appended and the label moves
+    /// made. Any failure writes nothing: missing version →
+    /// [`NotFound`](crate::StoreError::NotFound), archived →
+    /// [`FailedPrecondition`](crate::StoreError::FailedPrecondition), stale revision
+    /// → [`RevisionMismatch`](crate::StoreError::RevisionMismatch).
+    fn commit_rollout(&self, write: &RolloutWrite) -> Result<RolloutCommit>;
 
     /// Current revision and state of a rollout.
     fn get_rollout(&self, id: &str) -> Result<Option<(u64, serde_json::Value)>>;

@@ -16,14 +16,113 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// The label [`Store::resolve`](crate::Store::resolve) prefers when no version is given.
 pub const STABLE_LABEL: &str = "stable";
 
-/// Model names: 1 to 256 ASCII bytes from `[A-Za-z0-9_.-]`, starting with a letter or digit.
+/// Longest accepted version string of a new registration, in bytes (pre-release
+/// and build parts included).
+pub const MAX_VERSION_BYTES: usize = 128;
+/// Most metadata entries of one registration.
+pub const MAX_METADATA_ENTRIES: usize = 64;
+/// Longest metadata key, in bytes.
+pub const MAX_METADATA_KEY_BYTES: usize = 128;
+/// Longest metadata value, in bytes.
+pub const MAX_METADATA_VALUE_BYTES: usize = 1024;
+/// Longest description of a registration, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
+
+/// Model names in lookups: 1 to 256 ASCII bytes from `[A-Za-z0-9_.-]`, starting
+/// with a letter or digit. This is the looser rule of older releases, so models
+/// registered under it stay readable; new registrations must pass
+/// [`validate_new_model_name`].
 pub fn validate_model_name(name: &str) -> Result<()> {
     validate_identifier("name", name)
+}
+
+/// Names of newly registered models: `[a-z][a-z0-9_-]{0,62}`, as the proto documents.
+pub fn validate_new_model_name(name: &str) -> Result<()> {
+    validate_slug("name", name)
+}
+
+/// The proto's name rule `[a-z][a-z0-9_-]{0,62}` (model names, labels, rollout ids).
+pub fn validate_slug(field: &str, value: &str) -> Result<()> {
+    let mut chars = value.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if first_ok && rest_ok && value.len() <= 63 {
+        Ok(())
+    } else {
+        let shown: String = value.chars().take(80).collect();
+        Err(StoreError::invalid(
+            field,
+            format!("{shown:?} must match [a-z][a-z0-9_-]{{0,62}}"),
+        ))
+    }
 }
 
 /// Parses a semantic version and returns its normalized string form.
 pub fn normalize_version(version: &str) -> Result<String> {
     parse_version(version).map(|v| v.to_string())
+}
+
+/// [`normalize_version`] for a new registration: also at most
+/// [`MAX_VERSION_BYTES`] bytes.
+pub fn normalize_new_version(version: &str) -> Result<String> {
+    if version.len() > MAX_VERSION_BYTES {
+        return Err(StoreError::invalid(
+            "version",
+            format!(
+                "{} bytes exceeds the limit of {MAX_VERSION_BYTES} (pre-release and build parts included)",
+                version.len()
+            ),
+        ));
+    }
+    normalize_version(version)
+}
+
+/// Checks a registration's description and metadata against their size caps.
+pub fn validate_metadata(
+    description: &str,
+    metadata: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    if description.len() > MAX_DESCRIPTION_BYTES {
+        return Err(StoreError::invalid(
+            "description",
+            format!(
+                "{} bytes exceeds the limit of {MAX_DESCRIPTION_BYTES}",
+                description.len()
+            ),
+        ));
+    }
+    if metadata.len() > MAX_METADATA_ENTRIES {
+        return Err(StoreError::invalid(
+            "metadata",
+            format!(
+                "{} entries exceeds the limit of {MAX_METADATA_ENTRIES}",
+                metadata.len()
+            ),
+        ));
+    }
+    for (k, v) in metadata {
+        if k.is_empty() || k.len() > MAX_METADATA_KEY_BYTES {
+            return Err(StoreError::invalid(
+                "metadata",
+                format!(
+                    "keys must be 1 to {MAX_METADATA_KEY_BYTES} bytes, got one of {}",
+                    k.len()
+                ),
+            ));
+        }
+        if v.len() > MAX_METADATA_VALUE_BYTES {
+            let key: String = k.chars().take(40).collect();
+            return Err(StoreError::invalid(
+                "metadata",
+                format!(
+                    "value of {key:?} is {} bytes, more than the limit of {MAX_METADATA_VALUE_BYTES}",
+                    v.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a semantic version (the `semver` crate's strict grammar).
@@ -39,18 +138,7 @@ pub fn parse_version(version: &str) -> Result<semver::Version> {
 /// Label names: `[a-z][a-z0-9_-]{0,62}`. A label can never parse as a semver
 /// version, so `resolve` can tell the two apart.
 pub fn validate_label(label: &str) -> Result<()> {
-    let mut chars = label.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok =
-        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-    if first_ok && rest_ok && label.len() <= 63 {
-        Ok(())
-    } else {
-        Err(StoreError::invalid(
-            "label",
-            format!("{label:?} must match [a-z][a-z0-9_-]{{0,62}}"),
-        ))
-    }
+    validate_slug("label", label)
 }
 
 /// Rollout ids, blob namespaces and blob keys follow the model-name rule.
@@ -192,6 +280,45 @@ mod tests {
         );
         assert!(normalize_version("1.2").is_err());
         assert!(normalize_version("01.2.3").is_err());
+    }
+
+    #[test]
+    fn new_names_versions_and_metadata() {
+        for ok in [
+            "temperature_sensor",
+            "m",
+            "a-1_b",
+            &format!("a{}", "b".repeat(62)),
+        ] {
+            assert!(validate_new_model_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a..b",
+            "Model",
+            "1abc",
+            "m.v-2",
+            "",
+            &format!("a{}", "b".repeat(63)),
+        ] {
+            assert!(validate_new_model_name(bad).is_err(), "{bad}");
+        }
+        assert!(normalize_new_version("1.2.3-rc.1+b5").is_ok());
+        let long = format!("1.0.0-{}", "a".repeat(MAX_VERSION_BYTES));
+        assert!(normalize_new_version(&long).is_err());
+        assert!(
+            normalize_version(&long).is_ok(),
+            "lookups keep the old rule"
+        );
+        let many: std::collections::BTreeMap<String, String> = (0..=MAX_METADATA_ENTRIES)
+            .map(|i| (format!("k{i}"), String::new()))
+            .collect();
+        assert!(validate_metadata("", &many).is_err());
+        let big = [("k".to_owned(), "v".repeat(MAX_METADATA_VALUE_BYTES + 1))].into();
+        assert!(validate_metadata("", &big).is_err());
+        assert!(
+            validate_metadata(&"d".repeat(MAX_DESCRIPTION_BYTES + 1), &Default::default()).is_err()
+        );
+        assert!(validate_metadata("ok", &[("team".to_owned(), "ml".to_owned())].into()).is_ok());
     }
 
     #[test]

@@ -207,8 +207,18 @@ fn upgrade_from_v1_backfills_summaries_and_keeps_data() {
         summary,
         [
             ("alpha", 3, Some("1.5.0"), 1),
-            ("beta", 1, Some("0.1.0"), 0)
+            ("beta", 1, Some("0.1.0"), 1)
         ]
+    );
+    // Schema v3: a model without `stable` is pinned to what served before the
+    // upgrade (its highest non-archived version); an existing `stable` is kept.
+    assert_eq!(
+        store.get_label("beta", "stable").ok().flatten().as_deref(),
+        Some("0.1.0")
+    );
+    assert_eq!(
+        store.get_label("alpha", "stable").ok().flatten().as_deref(),
+        Some("1.0.0")
     );
     let order: Vec<String> = store
         .list_versions("alpha", 2, "")
@@ -316,4 +326,57 @@ fn store_is_usable_as_shared_trait_object() {
     });
     assert_eq!(handle.join().ok().and_then(Result::ok), Some(true));
     assert!(store.get_version("t", "1.0.0").ok().flatten().is_some());
+}
+
+/// A v2 file (what 161c222 wrote) whose models have no `stable` label: after the
+/// upgrade each model serves exactly what it served before (its highest
+/// non-archived version), and a later registration does not take traffic.
+#[test]
+fn upgrade_to_v3_pins_stable_where_latest_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v2.redb");
+    write_v1_file(&path, false);
+    {
+        // Bring it to v2 by hand: the models table as v2 backfilled it.
+        let db = Database::create(&path).expect("create");
+        let txn = db.begin_write().expect("begin");
+        {
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("schema_version", 2).expect("insert");
+            let mut models = txn.open_table(MODELS_V2).expect("models");
+            for (name, count, latest) in [("alpha", 3, "1.5.0"), ("beta", 1, "0.1.0")] {
+                let row = serde_json::to_vec(&json!({"version_count": count, "latest": latest}))
+                    .expect("json");
+                models.insert(name, row.as_slice()).expect("insert");
+            }
+            let mut labels = txn.open_table(LABELS).expect("labels");
+            labels.remove(("alpha", "stable")).expect("remove");
+        }
+        txn.commit().expect("commit");
+    }
+    let store = RedbStore::open(&path).expect("open v2 file");
+    assert_eq!(store.schema_version().ok(), Some(CURRENT_SCHEMA_VERSION));
+    for (name, served) in [("alpha", "1.5.0"), ("beta", "0.1.0")] {
+        assert_eq!(
+            store.get_label(name, "stable").ok().flatten().as_deref(),
+            Some(served),
+            "{name}"
+        );
+        assert_eq!(
+            store.resolve(name, None).ok().map(|v| v.version).as_deref(),
+            Some(served)
+        );
+    }
+    store
+        .register_version(new_version("alpha", "99.0.0", "new"))
+        .expect("register");
+    assert_eq!(
+        store
+            .resolve("alpha", None)
+            .ok()
+            .map(|v| v.version)
+            .as_deref(),
+        Some("1.5.0"),
+        "a new version does not take default traffic"
+    );
 }

@@ -36,6 +36,7 @@ pub const CASES: &[Case] = &[
         registry::paging_models_without_gaps,
     ),
     ("labels_and_resolve", registry::labels_and_resolve),
+    ("first_version_is_stable", registry::first_version_is_stable),
     ("archive", registry::archive),
     (
         "registry_generation_tracks_writes",
@@ -46,6 +47,10 @@ pub const CASES: &[Case] = &[
     (
         "rollout_with_audit_is_atomic",
         state::rollout_with_audit_is_atomic,
+    ),
+    (
+        "rollout_commit_checks_inside_the_transaction",
+        state::rollout_commit_checks_inside_the_transaction,
     ),
     ("blobs", state::blobs),
     (
@@ -79,7 +84,7 @@ pub fn new_version(name: &str, version: &str, source: &str) -> NewModelVersion {
     }
 }
 
-fn created(store: &dyn Store, name: &str, version: &str, source: &str) -> ModelVersion {
+pub(crate) fn created(store: &dyn Store, name: &str, version: &str, source: &str) -> ModelVersion {
     match store.register_version(new_version(name, version, source)) {
         Ok(RegisterOutcome::Created(v)) => v,
         other => panic!("registering {name} {version}: expected Created, got {other:?}"),

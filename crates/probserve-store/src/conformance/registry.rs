@@ -87,10 +87,30 @@ pub(super) fn invalid_arguments(store: &dyn Store) {
         field(store.register_version(new_version("", "1.0.0", "x"))),
         "name"
     );
+    for bad in ["a/b", "Model", "a..b", "1abc", "m.v-2"] {
+        assert_eq!(
+            field(store.register_version(new_version(bad, "1.0.0", "x"))),
+            "name",
+            "{bad:?} is not [a-z][a-z0-9_-]{{0,62}}"
+        );
+    }
+    let long = format!("1.0.0-{}", "a".repeat(crate::validate::MAX_VERSION_BYTES));
     assert_eq!(
-        field(store.register_version(new_version("a/b", "1.0.0", "x"))),
-        "name"
+        field(store.register_version(new_version("conf-bad", &long, "x"))),
+        "version"
     );
+    let mut many = new_version("conf-bad", "1.0.0", "x");
+    many.labels = (0..=crate::validate::MAX_METADATA_ENTRIES)
+        .map(|i| (format!("k{i}"), "v".to_owned()))
+        .collect();
+    assert_eq!(field(store.register_version(many)), "metadata");
+    let mut big = new_version("conf-bad", "1.0.0", "x");
+    big.labels = [(
+        "k".to_owned(),
+        "v".repeat(crate::validate::MAX_METADATA_VALUE_BYTES + 1),
+    )]
+    .into();
+    assert_eq!(field(store.register_version(big)), "metadata");
     let huge = "x".repeat(crate::validate::MAX_SOURCE_BYTES + 1);
     assert_eq!(
         field(store.register_version(new_version("conf-bad", "1.0.0", &huge))),
@@ -172,7 +192,8 @@ pub(super) fn latest_is_highest_semver(store: &dyn Store) {
     assert_eq!(latest.as_deref(), Some("2.0.0"));
     assert_eq!(
         store.resolve(name, None).ok().map(|v| v.version).as_deref(),
-        Some("2.0.0")
+        Some("1.2.0"),
+        "default traffic stays on the first version (stable), not the latest"
     );
 }
 
@@ -258,12 +279,12 @@ pub(super) fn labels_and_resolve(store: &dyn Store) {
     created(store, name, "2.0.0", "two");
     assert_eq!(
         store.resolve(name, None).ok().map(|v| v.version).as_deref(),
-        Some("2.0.0")
+        Some("1.0.0"),
+        "the first version is stable; 2.0.0 takes no traffic until labelled"
     );
-    assert_eq!(store.set_label(name, "stable", "1.0.0").ok(), Some(None));
     assert_eq!(
-        store.resolve(name, None).ok().map(|v| v.version).as_deref(),
-        Some("1.0.0")
+        store.set_label(name, "stable", "1.0.0").ok(),
+        Some(Some("1.0.0".to_owned()))
     );
     assert_eq!(store.set_label(name, "canary", "2.0.0").ok(), Some(None));
     assert_eq!(
@@ -344,6 +365,42 @@ pub(super) fn labels_and_resolve(store: &dyn Store) {
     );
     assert_eq!(store.delete_label(name, "stable").ok(), Some(None));
     assert_eq!(store.get_label(name, "stable").ok(), Some(None));
+    match store.resolve(name, None) {
+        Err(StoreError::FailedPrecondition { reason }) => {
+            assert!(reason.contains("stable"), "{reason}")
+        }
+        other => panic!("no stable label: expected FailedPrecondition, got {other:?}"),
+    }
+}
+
+/// Only the first version of a model is labelled `stable` on registration.
+pub(super) fn first_version_is_stable(store: &dyn Store) {
+    let name = "conf-first";
+    created(store, name, "1.0.0", "one");
+    assert_eq!(
+        store.get_label(name, "stable").ok().flatten().as_deref(),
+        Some("1.0.0")
+    );
+    created(store, name, "99.0.0", "ninety-nine");
+    assert_eq!(
+        store.get_label(name, "stable").ok().flatten().as_deref(),
+        Some("1.0.0"),
+        "a later version never moves stable"
+    );
+    assert_eq!(
+        store.resolve(name, None).ok().map(|v| v.version).as_deref(),
+        Some("1.0.0")
+    );
+    // An idempotent retry of the first version changes nothing either.
+    assert!(matches!(
+        store.register_version(new_version(name, "1.0.0", "one")),
+        Ok(RegisterOutcome::AlreadyExists(_))
+    ));
+    let labels = store.model_summary(name).ok().flatten().map(|m| m.labels);
+    assert_eq!(
+        labels,
+        Some([("stable".to_owned(), "1.0.0".to_owned())].into())
+    );
 }
 
 pub(super) fn archive(store: &dyn Store) {
@@ -386,7 +443,8 @@ pub(super) fn archive(store: &dyn Store) {
     assert_eq!(latest.as_deref(), Some("1.1.0"));
     assert_eq!(
         store.resolve(name, None).ok().map(|v| v.version).as_deref(),
-        Some("1.1.0")
+        Some("1.0.0"),
+        "stable (the first version) serves by default"
     );
     assert!(matches!(
         store.set_label(name, "stable", "1.2.0"),
@@ -397,7 +455,12 @@ pub(super) fn archive(store: &dyn Store) {
         Ok(RegisterOutcome::AlreadyExists(v)) => assert!(v.archived),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
-    // Archiving a non-latest version leaves latest alone.
+    // Archiving a non-latest version leaves latest alone (stable moves off it first).
+    assert!(matches!(
+        store.archive_version(name, "1.0.0"),
+        Err(StoreError::FailedPrecondition { .. })
+    ));
+    assert!(store.set_label(name, "stable", "1.1.0").is_ok());
     assert!(store.archive_version(name, "1.0.0").is_ok());
     assert_eq!(
         store
@@ -408,11 +471,12 @@ pub(super) fn archive(store: &dyn Store) {
             .as_deref(),
         Some("1.1.0")
     );
+    assert!(store.delete_label(name, "stable").is_ok());
     assert!(store.archive_version(name, "1.1.0").is_ok());
     assert_eq!(store.latest_version(name).ok().flatten(), None);
     assert!(matches!(
         store.resolve(name, None),
-        Err(StoreError::NotFound { .. })
+        Err(StoreError::FailedPrecondition { .. })
     ));
     assert!(matches!(
         store.archive_version(name, "7.0.0"),

@@ -6,7 +6,7 @@ use std::sync::Barrier;
 use serde_json::json;
 
 use crate::error::StoreError;
-use crate::model::RegisterOutcome;
+use crate::model::{LabelMove, RegisterOutcome, RolloutWrite};
 use crate::traits::Store;
 
 use super::{audit, new_version};
@@ -130,6 +130,94 @@ pub(super) fn rollout_with_audit_is_atomic(store: &dyn Store) {
     assert_eq!(
         store.get_rollout(id).ok().flatten(),
         Some((2, json!({"s": "advanced"})))
+    );
+}
+
+/// `commit_rollout`: preconditions checked inside the transaction; any failure
+/// writes no state, no audit record and no label.
+pub(super) fn rollout_commit_checks_inside_the_transaction(store: &dyn Store) {
+    let (id, model) = ("conf-commit", "conf-commit-model");
+    for v in ["1.0.0", "2.0.0", "3.0.0"] {
+        super::created(store, model, v, v);
+    }
+    assert!(store.archive_version(model, "3.0.0").is_ok());
+    let audit_count = || store.audit_since(0, usize::MAX).map(|v| v.len()).ok();
+    let labels = || store.model_summary(model).ok().flatten().map(|m| m.labels);
+    let write = |expected: Option<u64>, require: &[&str], pin: Option<(&str, bool)>| RolloutWrite {
+        id: id.to_owned(),
+        expected_revision: expected,
+        value: json!({ "rev": expected }),
+        audit: audit("commit", id),
+        require_servable: require
+            .iter()
+            .map(|v| (model.to_owned(), (*v).to_owned()))
+            .collect(),
+        labels: pin
+            .map(|(version, only_if_unset)| LabelMove {
+                model: model.to_owned(),
+                label: "stable".to_owned(),
+                version: version.to_owned(),
+                only_if_unset,
+            })
+            .into_iter()
+            .collect(),
+    };
+    let (audits, before) = (audit_count(), labels());
+
+    // An archived or missing version: nothing at all is written.
+    let archived = store.commit_rollout(&write(None, &["1.0.0", "3.0.0"], Some(("1.0.0", true))));
+    assert!(
+        matches!(archived, Err(StoreError::FailedPrecondition { .. })),
+        "{archived:?}"
+    );
+    let missing = store.commit_rollout(&write(None, &["9.0.0"], None));
+    assert!(
+        matches!(missing, Err(StoreError::NotFound { .. })),
+        "{missing:?}"
+    );
+    // A label move onto an archived version fails after the state was staged:
+    // the state is rolled back with it.
+    let late = store.commit_rollout(&write(None, &["1.0.0"], Some(("3.0.0", false))));
+    assert!(
+        matches!(late, Err(StoreError::FailedPrecondition { .. })),
+        "{late:?}"
+    );
+    assert_eq!(store.get_rollout(id).ok(), Some(None));
+    assert_eq!(audit_count(), audits);
+    assert_eq!(labels(), before);
+
+    // Success: state, audit and label together; `only_if_unset` keeps stable.
+    let c = store
+        .commit_rollout(&write(None, &["1.0.0", "2.0.0"], Some(("2.0.0", true))))
+        .unwrap_or_else(|e| panic!("commit_rollout: {e}"));
+    assert_eq!(c.revision, 1);
+    assert_eq!(
+        store.get_label(model, "stable").ok().flatten().as_deref(),
+        Some("1.0.0")
+    );
+    // A stale revision leaves the label where it was.
+    let stale = store.commit_rollout(&write(Some(7), &["2.0.0"], Some(("2.0.0", false))));
+    assert!(
+        matches!(stale, Err(StoreError::RevisionMismatch { .. })),
+        "{stale:?}"
+    );
+    assert_eq!(
+        store.get_label(model, "stable").ok().flatten().as_deref(),
+        Some("1.0.0")
+    );
+    // A move (promotion) lands with the state.
+    let c2 = store
+        .commit_rollout(&write(Some(1), &["2.0.0"], Some(("2.0.0", false))))
+        .unwrap_or_else(|e| panic!("commit_rollout: {e}"));
+    assert_eq!(c2.revision, 2);
+    assert!(c2.audit_seq > c.audit_seq);
+    assert_eq!(
+        store.get_label(model, "stable").ok().flatten().as_deref(),
+        Some("2.0.0")
+    );
+    assert_eq!(
+        store.get_rollout(id).ok().flatten(),
+        Some((2, json!({ "rev": 1 })))
     );
 }
 

@@ -18,10 +18,10 @@ use super::tables::{
     VERSIONS, VersionRow, decode, encode,
 };
 use crate::error::{Result, StoreError};
-use crate::validate::parse_version;
+use crate::validate::{STABLE_LABEL, parse_version};
 
 /// Schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 2;
+pub const CURRENT_SCHEMA_VERSION: u64 = 3;
 
 /// One schema step, taking a file from version `to - 1` to `to`.
 struct Migration {
@@ -42,6 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         to: 2,
         what: "add per-model summaries and the registration-order index, backfilled from versions",
         apply: v2_model_summaries,
+    },
+    Migration {
+        to: 3,
+        what: "pin `stable` on every model without it to its highest non-archived version \
+               (default resolution no longer falls back to the latest version)",
+        apply: v3_pin_stable,
     },
 ];
 
@@ -113,6 +119,23 @@ fn v2_model_summaries(txn: &WriteTransaction) -> Result<()> {
         models
             .insert(name.as_str(), encode(summary)?.as_slice())
             .map_err(be)?;
+    }
+    Ok(())
+}
+
+fn v3_pin_stable(txn: &WriteTransaction) -> Result<()> {
+    let models = txn.open_table(MODELS).map_err(be)?;
+    let mut labels = txn.open_table(LABELS).map_err(be)?;
+    for item in models.iter().map_err(be)? {
+        let (k, v) = item.map_err(be)?;
+        let name = k.value();
+        let row: ModelRow = decode("models", v.value())?;
+        let Some(latest) = row.latest else { continue };
+        if labels.get((name, STABLE_LABEL)).map_err(be)?.is_none() {
+            labels
+                .insert((name, STABLE_LABEL), latest.as_str())
+                .map_err(be)?;
+        }
     }
     Ok(())
 }

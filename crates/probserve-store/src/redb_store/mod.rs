@@ -5,6 +5,7 @@
 //! write survives `kill -9`. redb serializes write transactions, which makes all
 //! writes serializable; readers see consistent snapshots and never block writers.
 
+mod file_check;
 mod migrations;
 mod registry;
 mod tables;
@@ -21,7 +22,7 @@ use tables::{AUDIT, AuditRow, BLOBS, META, ROLLOUTS, SCHEMA_VERSION_KEY, decode,
 use crate::error::{Result, StoreError};
 use crate::model::{
     AuditEntry, AuditRecord, ModelSummary, ModelVersion, NewModelVersion, Page, RegisterOutcome,
-    RolloutCommit, RolloutEntry,
+    RolloutCommit, RolloutEntry, RolloutWrite,
 };
 use crate::traits::Store;
 use crate::validate::{validate_blob_key, validate_identifier};
@@ -48,24 +49,31 @@ impl fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
-    /// Opens (or creates, with parent directories) the store file at `path`.
+    /// Opens the store file at `path`, or creates it (with parent directories) if
+    /// nothing is there.
     ///
-    /// After a crash redb repairs the file on open, which can take a moment on
-    /// large files. Then pending schema migrations run in one transaction.
+    /// An existing file is never replaced or re-initialized: an empty, truncated or
+    /// corrupted file, or one that is not a redb database, is refused with
+    /// [`StoreError::NotAStore`] saying what is wrong and what to do, and is left
+    /// untouched. After a crash redb repairs the file on open, which can take a
+    /// moment on large files. Then pending schema migrations run in one transaction.
     /// A file written by a newer schema → [`StoreError::SchemaTooNew`], file untouched.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let db = Database::create(&path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Backend(format!(
-                "store file {} is already open (by this or another process)",
-                path.display()
-            )),
-            other => backend_error(other),
-        })?;
-        migrations::migrate(&db)?;
+        let db = match std::fs::metadata(&path) {
+            Ok(meta) => {
+                file_check::check_existing(&path, &meta)?;
+                file_check::guarded(&path, || Database::open(&path))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                file_check::guarded(&path, || Database::create(&path))?
+            }
+            Err(e) => return Err(StoreError::Io(e)),
+        };
+        file_check::guarded_result(&path, || migrations::migrate(&db))?;
         Ok(Self {
             db,
             path,
@@ -258,6 +266,28 @@ impl Store for RedbStore {
                 audit_seq,
             })
         })
+    }
+
+    fn commit_rollout(&self, w: &RolloutWrite) -> Result<RolloutCommit> {
+        let body = |txn: &WriteTransaction| {
+            for (model, version) in &w.require_servable {
+                registry::require_servable(txn, model, version)?;
+            }
+            let revision = put_rollout_in(txn, &w.id, w.expected_revision, &w.value)?;
+            let audit_seq = append_audit_in(txn, &w.audit)?;
+            for m in &w.labels {
+                registry::move_label(txn, &m.model, &m.label, &m.version, m.only_if_unset)?;
+            }
+            Ok(RolloutCommit {
+                revision,
+                audit_seq,
+            })
+        };
+        if w.labels.is_empty() {
+            self.write(body)
+        } else {
+            self.write_registry(body)
+        }
     }
 
     fn get_rollout(&self, id: &str) -> Result<Option<(u64, serde_json::Value)>> {

@@ -21,7 +21,8 @@ use crate::model::{
 };
 use crate::validate::{
     STABLE_LABEL, TokenKind, decode_page_token, effective_page_size, encode_page_token,
-    normalize_version, parse_version, validate_label, validate_model_name, validate_source,
+    normalize_new_version, normalize_version, parse_version, validate_label, validate_metadata,
+    validate_model_name, validate_new_model_name, validate_source,
 };
 
 /// A validated (name, normalized version) pair.
@@ -55,8 +56,13 @@ impl TryFrom<NewModelVersion> for CheckedNew {
     type Error = StoreError;
 
     fn try_from(rec: NewModelVersion) -> Result<Self> {
-        let key = VersionKey::new(&rec.name, &rec.version)?;
+        validate_new_model_name(&rec.name)?;
+        let key = VersionKey {
+            name: rec.name.clone(),
+            version: normalize_new_version(&rec.version)?,
+        };
         validate_source(&rec.source)?;
+        validate_metadata(&rec.description, &rec.labels)?;
         let hash = content_hash(&rec.source);
         Ok(Self { key, rec, hash })
     }
@@ -98,6 +104,14 @@ pub(super) fn register(txn: &WriteTransaction, new: CheckedNew) -> Result<Regist
         .map_err(be)?;
     let mut models = txn.open_table(MODELS).map_err(be)?;
     let mut summary = load_model(&models, name)?.unwrap_or_default();
+    if summary.version_count == 0 {
+        // The first version of a model serves by default at once; every later one
+        // waits until a label points at it.
+        let mut labels = txn.open_table(LABELS).map_err(be)?;
+        if labels.get((name, STABLE_LABEL)).map_err(be)?.is_none() {
+            labels.insert((name, STABLE_LABEL), version).map_err(be)?;
+        }
+    }
     summary.version_count += 1;
     let newer = match summary.latest.as_deref() {
         None => true,
@@ -331,11 +345,16 @@ pub(super) fn resolve(
     };
     match selector {
         None if get_label(txn, name, STABLE_LABEL)?.is_some() => by_label(STABLE_LABEL),
-        None => latest_version(txn, name)?.ok_or_else(|| {
-            StoreError::not_found(format!(
-                "a servable (non-archived) version of model {name:?}"
-            ))
-        }),
+        None => {
+            let models = txn.open_table(MODELS).map_err(be)?;
+            if load_model(&models, name)?.is_none() {
+                return Err(StoreError::not_found(format!("model {name:?}")));
+            }
+            Err(StoreError::precondition(format!(
+                "model {name:?} has no {STABLE_LABEL:?} label, so there is no default version; \
+                 point it at a version with SetVersionLabel, or name a version or label in the request"
+            )))
+        }
         Some(sel) => {
             if let Ok(parsed) = semver::Version::parse(sel) {
                 let version = parsed.to_string();
@@ -426,4 +445,42 @@ fn highest_unarchived(
         }
     }
     Ok(best.map(|v| v.to_string()))
+}
+
+/// Fails unless `name@version` exists and is not archived.
+pub(super) fn require_servable(txn: &WriteTransaction, name: &str, version: &str) -> Result<()> {
+    let key = VersionKey::new(name, version)?;
+    let versions = txn.open_table(VERSIONS).map_err(be)?;
+    let row = load_row(&versions, &key.name, &key.version)?
+        .ok_or_else(|| StoreError::not_found(key.describe()))?;
+    if row.archived {
+        return Err(StoreError::precondition(format!(
+            "{} is archived; unarchived versions only",
+            key.describe()
+        )));
+    }
+    Ok(())
+}
+
+/// Points `label` at `name@version` (checked like [`set_label`]); with
+/// `only_if_unset`, an existing label is left alone.
+pub(super) fn move_label(
+    txn: &WriteTransaction,
+    name: &str,
+    label: &str,
+    version: &str,
+    only_if_unset: bool,
+) -> Result<()> {
+    let key = VersionKey::new(name, version)?;
+    validate_label(label)?;
+    if only_if_unset && get_label_in(txn, name, label)?.is_some() {
+        return Ok(());
+    }
+    set_label(txn, &key, label).map(|_| ())
+}
+
+fn get_label_in(txn: &WriteTransaction, name: &str, label: &str) -> Result<Option<String>> {
+    let labels = txn.open_table(LABELS).map_err(be)?;
+    let got = labels.get((name, label)).map_err(be)?;
+    Ok(got.map(|g| g.value().to_owned()))
 }
