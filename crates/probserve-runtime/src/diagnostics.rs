@@ -3,7 +3,13 @@
 //!
 //! Every function takes the chains as slices of draws; chains of unequal length are truncated to
 //! the shortest. Degenerate input (fewer than 4 draws per split chain, zero variance) gives NaN.
+//!
+//! The ESS of a long, strongly autocorrelated chain walks many lags at O(draws) each, so the
+//! `_checked` variants take a [`CancelToken`] and check it on every lag: a summary never runs
+//! past the call's deadline or cancellation.
 
+use crate::cancel::CancelToken;
+use crate::error::InferError;
 use crate::math::normal_quantile;
 
 /// Split each chain into two halves (dropping the middle draw of odd-length chains).
@@ -110,10 +116,19 @@ pub fn rhat(chains: &[&[f64]]) -> f64 {
 /// Effective sample size of the chains as given (multi-chain autocorrelation with Geyer's
 /// initial monotone sequence, as in Stan and ArviZ).
 pub fn ess_basic(chains: &[&[f64]]) -> f64 {
+    ess_basic_checked(chains, &CancelToken::never()).unwrap_or(f64::NAN)
+}
+
+/// [`ess_basic`], checking `cancel` on every lag.
+///
+/// # Errors
+/// `Cancelled` or `DeadlineExceeded` from the token.
+pub fn ess_basic_checked(chains: &[&[f64]], cancel: &CancelToken) -> Result<f64, InferError> {
+    cancel.check()?;
     let m = chains.len();
     let n = chains.iter().map(|c| c.len()).min().unwrap_or(0);
     if m == 0 || n < 4 {
-        return f64::NAN;
+        return Ok(f64::NAN);
     }
     let nf = n as f64;
     let means: Vec<f64> = chains
@@ -151,7 +166,7 @@ pub fn ess_basic(chains: &[&[f64]]) -> f64 {
             / (m as f64 - 1.0);
     }
     if var_plus.is_nan() || var_plus <= 0.0 || !var_plus.is_finite() {
-        return f64::NAN;
+        return Ok(f64::NAN);
     }
     let rho = |t: usize| 1.0 - (mean_var - acov(t)) / var_plus;
     let mut rho_hat = vec![0.0; n];
@@ -161,6 +176,7 @@ pub fn ess_basic(chains: &[&[f64]]) -> f64 {
     rho_hat[1] = rho_odd;
     let mut t = 1;
     while t + 4 < n && rho_even + rho_odd > 0.0 {
+        cancel.check()?;
         rho_even = rho(t + 1);
         rho_odd = rho(t + 2);
         if rho_even + rho_odd >= 0.0 {
@@ -188,38 +204,54 @@ pub fn ess_basic(chains: &[&[f64]]) -> f64 {
         tau += rho_hat[max_t + 1];
     }
     let tau = tau.max(1.0 / total.log10());
-    total / tau
+    Ok(total / tau)
 }
 
 /// Bulk ESS: ESS of the rank-normalized split chains.
 pub fn ess_bulk(chains: &[&[f64]]) -> f64 {
+    ess_bulk_checked(chains, &CancelToken::never()).unwrap_or(f64::NAN)
+}
+
+/// [`ess_bulk`], checking `cancel` (see the module docs).
+///
+/// # Errors
+/// `Cancelled` or `DeadlineExceeded` from the token.
+pub fn ess_bulk_checked(chains: &[&[f64]], cancel: &CancelToken) -> Result<f64, InferError> {
     let split = split_chains(chains);
-    ess_basic(&as_slices(&rank_normalize(&as_slices(&split))))
+    ess_basic_checked(&as_slices(&rank_normalize(&as_slices(&split))), cancel)
 }
 
 /// Tail ESS: the smaller ESS of the 5 % and 95 % quantile indicators over split chains.
 pub fn ess_tail(chains: &[&[f64]]) -> f64 {
+    ess_tail_checked(chains, &CancelToken::never()).unwrap_or(f64::NAN)
+}
+
+/// [`ess_tail`], checking `cancel` (see the module docs).
+///
+/// # Errors
+/// `Cancelled` or `DeadlineExceeded` from the token.
+pub fn ess_tail_checked(chains: &[&[f64]], cancel: &CancelToken) -> Result<f64, InferError> {
     let split = split_chains(chains);
     let mut pooled = split.concat();
     if pooled.is_empty() {
-        return f64::NAN;
+        return Ok(f64::NAN);
     }
     pooled.sort_by(f64::total_cmp);
     let q05 = quantile_sorted(&pooled, 0.05);
     let q95 = quantile_sorted(&pooled, 0.95);
-    let ind = |q: f64| -> f64 {
+    let ind = |q: f64| -> Result<f64, InferError> {
         let v: Vec<Vec<f64>> = split
             .iter()
             .map(|c| c.iter().map(|&x| if x <= q { 1.0 } else { 0.0 }).collect())
             .collect();
-        ess_basic(&as_slices(&v))
+        ess_basic_checked(&as_slices(&v), cancel)
     };
-    let (a, b) = (ind(q05), ind(q95));
-    if a.is_nan() || b.is_nan() {
+    let (a, b) = (ind(q05)?, ind(q95)?);
+    Ok(if a.is_nan() || b.is_nan() {
         f64::NAN
     } else {
         a.min(b)
-    }
+    })
 }
 
 /// ESS for the mean: ESS of the split chains without rank normalization.
@@ -229,17 +261,25 @@ pub fn ess_mean(chains: &[&[f64]]) -> f64 {
 
 /// Monte Carlo standard error of the mean: `sd / sqrt(ess_mean)`.
 pub fn mcse_mean(chains: &[&[f64]]) -> f64 {
+    mcse_mean_checked(chains, &CancelToken::never()).unwrap_or(f64::NAN)
+}
+
+/// [`mcse_mean`], checking `cancel` (see the module docs).
+///
+/// # Errors
+/// `Cancelled` or `DeadlineExceeded` from the token.
+pub fn mcse_mean_checked(chains: &[&[f64]], cancel: &CancelToken) -> Result<f64, InferError> {
     let all: Vec<f64> = chains.concat();
     let n = all.len() as f64;
     if n < 2.0 {
-        return f64::NAN;
+        return Ok(f64::NAN);
     }
     let mu = all.iter().sum::<f64>() / n;
     let sd = (all.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / (n - 1.0)).sqrt();
     if sd == 0.0 {
-        return 0.0;
+        return Ok(0.0);
     }
-    sd / ess_mean(chains).sqrt()
+    Ok(sd / ess_basic_checked(&as_slices(&split_chains(chains)), cancel)?.sqrt())
 }
 
 /// Linear-interpolation (type 7) quantile of sorted data.
@@ -309,6 +349,40 @@ mod tests {
         c[0].iter_mut().for_each(|x| *x += 3.0);
         let s: Vec<&[f64]> = c.iter().map(Vec::as_slice).collect();
         assert!(rhat(&s) > 1.2);
+    }
+
+    #[test]
+    fn a_cancelled_or_expired_token_stops_the_ess() {
+        // A random walk: autocorrelation stays positive for many lags (the slow case).
+        let walk: Vec<f64> = iid(7, 20_000)
+            .iter()
+            .scan(0.0, |acc, x| {
+                *acc += x;
+                Some(*acc)
+            })
+            .collect();
+        let chains = [walk.as_slice(), walk.as_slice()];
+        let cancelled = CancelToken::new();
+        cancelled.cancel();
+        assert!(matches!(
+            ess_bulk_checked(&chains, &cancelled),
+            Err(InferError::Cancelled)
+        ));
+        let expired = CancelToken::new().with_deadline(std::time::Instant::now());
+        assert!(matches!(
+            ess_tail_checked(&chains, &expired),
+            Err(InferError::DeadlineExceeded)
+        ));
+        assert!(matches!(
+            mcse_mean_checked(&chains, &expired),
+            Err(InferError::DeadlineExceeded)
+        ));
+        // A live token gives the same number as the unchecked function.
+        let live = CancelToken::new();
+        assert_eq!(
+            ess_bulk_checked(&chains, &live).unwrap().to_bits(),
+            ess_bulk(&chains).to_bits()
+        );
     }
 
     #[test]

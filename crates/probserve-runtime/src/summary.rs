@@ -1,7 +1,12 @@
 //! Posterior summaries per output: mean, sd, MCSE, quantiles (5/25/50/75/95), HDI, and for MCMC
 //! the bulk/tail ESS and R-hat; weighted versions for importance sampling and SMC.
+//!
+//! Summaries of large runs are long computations of their own (sorting every output, ESS over
+//! many lags), so the `_checked` forms take the run's [`CancelToken`] and stop with its error.
 
+use crate::cancel::CancelToken;
 use crate::diagnostics;
+use crate::error::InferError;
 
 /// Default probability mass of the highest-density interval.
 pub const DEFAULT_HDI_PROB: f64 = 0.9;
@@ -54,18 +59,37 @@ pub fn summarize_iid(name: &str, values: &[f64], hdi_prob: f64) -> OutputSummary
 
 /// Summary of MCMC chains (each slice is one chain's retained draws).
 pub fn summarize_chains(name: &str, chains: &[&[f64]], hdi_prob: f64) -> OutputSummary {
+    match summarize_chains_checked(name, chains, hdi_prob, &CancelToken::never()) {
+        Ok(s) => s,
+        // A token that never fires cannot stop it.
+        Err(_) => from_sorted(name, f64::NAN, f64::NAN, Vec::new(), None, hdi_prob),
+    }
+}
+
+/// [`summarize_chains`], checking `cancel` between the steps and on every ESS lag.
+///
+/// # Errors
+/// `Cancelled` or `DeadlineExceeded` from the token.
+pub fn summarize_chains_checked(
+    name: &str,
+    chains: &[&[f64]],
+    hdi_prob: f64,
+    cancel: &CancelToken,
+) -> Result<OutputSummary, InferError> {
+    cancel.check()?;
     let all = chains.concat();
     let (mean, sd) = mean_sd(&all);
     let mut s = from_sorted(name, mean, sd, sorted(&all), None, hdi_prob);
-    s.mcse_mean = diagnostics::mcse_mean(chains);
-    s.ess_bulk = diagnostics::ess_bulk(chains);
-    s.ess_tail = diagnostics::ess_tail(chains);
+    s.mcse_mean = diagnostics::mcse_mean_checked(chains, cancel)?;
+    s.ess_bulk = diagnostics::ess_bulk_checked(chains, cancel)?;
+    s.ess_tail = diagnostics::ess_tail_checked(chains, cancel)?;
+    cancel.check()?;
     s.r_hat = if chains.len() > 1 {
         Some(diagnostics::rhat(chains))
     } else {
         None
     };
-    s
+    Ok(s)
 }
 
 /// Summary of self-normalized weighted draws (`weights` sum to 1).
@@ -239,6 +263,21 @@ mod tests {
         assert_eq!(s.q50, 50.0);
         assert_eq!(s.q95, 95.0);
         assert!(s.hdi_high - s.hdi_low <= 91.0);
+    }
+
+    #[test]
+    fn checked_chain_summary_stops_on_cancel_and_agrees_otherwise() {
+        let a: Vec<f64> = (0..2000).map(|i| f64::from(i % 97)).collect();
+        let b: Vec<f64> = (0..2000).map(|i| f64::from(i % 89)).collect();
+        let chains = [a.as_slice(), b.as_slice()];
+        let c = CancelToken::new();
+        c.cancel();
+        assert!(matches!(
+            summarize_chains_checked("x", &chains, 0.9, &c),
+            Err(InferError::Cancelled)
+        ));
+        let live = summarize_chains_checked("x", &chains, 0.9, &CancelToken::new()).unwrap();
+        assert_eq!(live, summarize_chains("x", &chains, 0.9));
     }
 
     #[test]

@@ -53,6 +53,17 @@ impl ImportanceResult {
     pub fn summaries(&self) -> Vec<OutputSummary> {
         weighted_summaries(&self.draws, &self.weights, DEFAULT_HDI_PROB)
     }
+
+    /// [`ImportanceResult::summaries`], checking `cancel` before each output.
+    ///
+    /// # Errors
+    /// `Cancelled` or `DeadlineExceeded`.
+    pub fn summaries_checked(
+        &self,
+        cancel: &crate::CancelToken,
+    ) -> Result<Vec<OutputSummary>, crate::InferError> {
+        super::weighted_summaries_checked(&self.draws, &self.weights, DEFAULT_HDI_PROB, cancel)
+    }
 }
 
 /// Run likelihood-weighted importance sampling.

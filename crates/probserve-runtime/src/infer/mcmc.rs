@@ -97,6 +97,30 @@ impl McmcResult {
             .collect()
     }
 
+    /// [`McmcResult::summaries`], stopping with the token's error when `cancel` fires
+    /// (checked per output and on every ESS lag).
+    ///
+    /// # Errors
+    /// `Cancelled` or `DeadlineExceeded`.
+    pub fn summaries_checked(
+        &self,
+        cancel: &CancelToken,
+    ) -> Result<Vec<OutputSummary>, InferError> {
+        let width = self.chains.first().map_or(0, |c| c.draws.width);
+        (0..width)
+            .map(|j| {
+                let cols: Vec<Vec<f64>> = self.chains.iter().map(|c| c.draws.column(j)).collect();
+                let slices: Vec<&[f64]> = cols.iter().map(Vec::as_slice).collect();
+                crate::summary::summarize_chains_checked(
+                    &self.names()[j],
+                    &slices,
+                    DEFAULT_HDI_PROB,
+                    cancel,
+                )
+            })
+            .collect()
+    }
+
     /// Mean post-warm-up acceptance rate over chains.
     pub fn acceptance_rate(&self) -> f64 {
         let n = self.chains.len().max(1) as f64;

@@ -200,6 +200,26 @@ pub(crate) fn normalize(
 }
 
 /// Summaries of weighted draws, one per output.
+/// [`weighted_summaries`], checking `cancel` before each output.
+pub(crate) fn weighted_summaries_checked(
+    draws: &Draws,
+    weights: &[f64],
+    hdi_prob: f64,
+    cancel: &crate::CancelToken,
+) -> Result<Vec<crate::OutputSummary>, crate::InferError> {
+    (0..draws.width)
+        .map(|j| {
+            cancel.check()?;
+            Ok(crate::summary::summarize_weighted(
+                &draws.names[j],
+                &draws.column(j),
+                weights,
+                hdi_prob,
+            ))
+        })
+        .collect()
+}
+
 pub(crate) fn weighted_summaries(
     draws: &Draws,
     weights: &[f64],

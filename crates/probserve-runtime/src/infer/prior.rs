@@ -46,6 +46,23 @@ impl PriorResult {
     pub fn summaries(&self) -> Vec<OutputSummary> {
         iid_summaries(&self.draws)
     }
+
+    /// [`PriorResult::summaries`], checking `cancel` before each output.
+    ///
+    /// # Errors
+    /// `Cancelled` or `DeadlineExceeded`.
+    pub fn summaries_checked(
+        &self,
+        cancel: &CancelToken,
+    ) -> Result<Vec<OutputSummary>, InferError> {
+        let d = &self.draws;
+        (0..d.width)
+            .map(|j| {
+                cancel.check()?;
+                Ok(summarize_iid(&d.names[j], &d.column(j), DEFAULT_HDI_PROB))
+            })
+            .collect()
+    }
 }
 
 fn iid_summaries(d: &Draws) -> Vec<OutputSummary> {

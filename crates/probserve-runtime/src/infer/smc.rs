@@ -72,6 +72,17 @@ impl SmcResult {
     pub fn summaries(&self) -> Vec<OutputSummary> {
         weighted_summaries(&self.draws, &self.weights, DEFAULT_HDI_PROB)
     }
+
+    /// [`SmcResult::summaries`], checking `cancel` before each output.
+    ///
+    /// # Errors
+    /// `Cancelled` or `DeadlineExceeded`.
+    pub fn summaries_checked(
+        &self,
+        cancel: &crate::CancelToken,
+    ) -> Result<Vec<OutputSummary>, crate::InferError> {
+        super::weighted_summaries_checked(&self.draws, &self.weights, DEFAULT_HDI_PROB, cancel)
+    }
 }
 
 /// ESS of `lw + delta · ll` (one exp per particle).
