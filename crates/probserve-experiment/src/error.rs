@@ -62,6 +62,14 @@ pub enum RolloutError {
         /// Number of steps in the plan.
         steps: usize,
     },
+    /// A command's argument is over a size limit (override keys, override count).
+    #[error("{field}: {reason}")]
+    Limit {
+        /// The offending request field.
+        field: &'static str,
+        /// The limit and the value.
+        reason: String,
+    },
     /// The override names a version that is not an arm of this rollout.
     #[error("version `{0}` is not part of this rollout")]
     UnknownVersion(String),

@@ -14,6 +14,8 @@ use crate::shadow::ShadowConfig;
 use crate::stats::sequential::SequentialConfig;
 use crate::stats::srm::SrmConfig;
 
+/// Most steps a plan may have.
+pub const MAX_STEPS: usize = 100;
 /// The shape of a plan (a label; the steps carry the behaviour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Strategy {
@@ -312,6 +314,31 @@ impl RolloutSpec {
                 "steps",
                 "a plan needs at least one step",
             ));
+        }
+        if self.steps.len() > MAX_STEPS {
+            return Err(ExperimentError::config(
+                "steps",
+                format!(
+                    "{} steps exceeds the limit of {MAX_STEPS}",
+                    self.steps.len()
+                ),
+            ));
+        }
+        let g = &self.guardrails;
+        for (field, v) in [
+            ("guardrails.max_error_rate_ratio", g.max_error_rate_ratio),
+            (
+                "guardrails.max_timeout_rate_ratio",
+                g.max_timeout_rate_ratio,
+            ),
+            ("guardrails.max_p95_latency_ratio", g.max_p95_ratio),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(ExperimentError::config(
+                    field,
+                    format!("must be a finite positive ratio, got {v}"),
+                ));
+            }
         }
         self.sequential.validate()?;
         self.guardrails.sequential.validate()?;

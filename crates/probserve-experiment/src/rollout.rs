@@ -13,7 +13,10 @@
 //! | rollback | running, paused; promoted when the baseline is kept warm |
 //! | abort | pending, running, paused |
 //! | approve(step) | any non-terminal phase |
-//! | kill switch, overrides | any phase (a kill switch is always allowed) |
+//! | kill switch, overrides | any non-terminal phase (a kill switch is always allowed while the rollout routes traffic) |
+//!
+//! Overrides are bounded: keys of at most [`MAX_OVERRIDE_KEY_BYTES`] bytes, at
+//! most [`MAX_OVERRIDES`] per rollout.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -24,6 +27,11 @@ use crate::clock::Timestamp;
 use crate::error::{ExperimentError, RolloutError};
 use crate::plan::RolloutSpec;
 use crate::routing::{RoutingSnapshot, ShadowRoute};
+
+/// Longest routing key an override may name, in bytes.
+pub const MAX_OVERRIDE_KEY_BYTES: usize = 256;
+/// Most overrides one rollout holds.
+pub const MAX_OVERRIDES: usize = 10_000;
 
 /// Lifecycle phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,14 +281,42 @@ impl Rollout {
                 }
                 next.approvals.insert(*step);
             }
-            Command::KillSwitch { on } => next.kill_switch = *on,
+            Command::KillSwitch { on } => {
+                if s.phase.is_terminal() {
+                    return Err(illegal());
+                }
+                next.kill_switch = *on;
+            }
             Command::SetOverride { key, version } => {
+                if s.phase.is_terminal() {
+                    return Err(illegal());
+                }
+                if key.is_empty() || key.len() > MAX_OVERRIDE_KEY_BYTES {
+                    return Err(RolloutError::Limit {
+                        field: "routing_key",
+                        reason: format!(
+                            "must be 1 to {MAX_OVERRIDE_KEY_BYTES} bytes, got {}",
+                            key.len()
+                        ),
+                    });
+                }
                 if *version != self.spec.baseline && *version != self.spec.candidate {
                     return Err(RolloutError::UnknownVersion(version.clone()));
+                }
+                if !s.overrides.contains_key(key) && s.overrides.len() >= MAX_OVERRIDES {
+                    return Err(RolloutError::Limit {
+                        field: "routing_key",
+                        reason: format!(
+                            "the rollout already has {MAX_OVERRIDES} overrides, the most it holds; clear some first"
+                        ),
+                    });
                 }
                 next.overrides.insert(key.clone(), version.clone());
             }
             Command::ClearOverride { key } => {
+                if s.phase.is_terminal() {
+                    return Err(illegal());
+                }
                 next.overrides.remove(key);
             }
         }

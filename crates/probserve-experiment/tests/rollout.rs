@@ -115,7 +115,9 @@ fn illegal_transitions_are_typed_errors() {
         "rollback",
         Phase::Promoted,
     );
-    // Bad arguments.
+    // Bad arguments (on a live rollout: a finished one refuses overrides outright).
+    let mut p = canary();
+    p.execute(Command::Start, op(), "", Timestamp(0)).unwrap();
     assert_eq!(
         p.command(
             Command::SetOverride {
@@ -181,10 +183,12 @@ fn kill_switch_and_overrides_route_with_reasons() {
         let d = route(&snap, Some(key), &NoAttributes, &mut rng);
         assert_eq!((d.version.as_str(), d.reason), ("v1", Reason::KillSwitch));
     }
-    // The kill switch is allowed even in a terminal phase.
+    // A finished rollout routes nothing, so it refuses the kill switch.
     r.execute(Command::Abort, op(), "", Timestamp(3)).unwrap();
-    r.execute(Command::KillSwitch { on: false }, op(), "", Timestamp(4))
-        .unwrap();
+    assert!(matches!(
+        r.execute(Command::KillSwitch { on: false }, op(), "", Timestamp(4)),
+        Err(RolloutError::IllegalTransition { .. })
+    ));
 }
 
 #[test]
@@ -525,4 +529,73 @@ fn a_candidate_that_always_fails_against_a_baseline_that_never_does_is_rolled_ba
         "{:?}",
         e.verdict
     );
+}
+
+#[test]
+fn finished_rollouts_refuse_kill_switch_and_overrides() {
+    for finish in [Command::Abort, Command::Rollback, Command::Promote] {
+        let mut r = canary();
+        r.execute(Command::Start, op(), "", Timestamp(1)).unwrap();
+        r.execute(finish.clone(), op(), "", Timestamp(2)).unwrap();
+        for cmd in [
+            Command::KillSwitch { on: true },
+            Command::SetOverride {
+                key: "u1".into(),
+                version: "v2".into(),
+            },
+            Command::ClearOverride { key: "u1".into() },
+        ] {
+            let err = r.command(cmd.clone(), op(), "", Timestamp(3), None);
+            assert!(
+                matches!(err, Err(RolloutError::IllegalTransition { .. })),
+                "{cmd:?} after {finish:?}: {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn overrides_are_bounded() {
+    use probserve_experiment::rollout::{MAX_OVERRIDE_KEY_BYTES, MAX_OVERRIDES};
+    let mut r = canary();
+    let long = Command::SetOverride {
+        key: "k".repeat(MAX_OVERRIDE_KEY_BYTES + 1),
+        version: "v2".into(),
+    };
+    assert!(matches!(
+        r.command(long, op(), "", Timestamp(1), None),
+        Err(RolloutError::Limit {
+            field: "routing_key",
+            ..
+        })
+    ));
+    for i in 0..MAX_OVERRIDES {
+        r.state.overrides.insert(format!("u{i}"), "v2".into());
+    }
+    let one_more = Command::SetOverride {
+        key: "new".into(),
+        version: "v1".into(),
+    };
+    assert!(matches!(
+        r.command(one_more, op(), "", Timestamp(1), None),
+        Err(RolloutError::Limit { .. })
+    ));
+    let existing = Command::SetOverride {
+        key: "u0".into(),
+        version: "v1".into(),
+    };
+    assert!(r.command(existing, op(), "", Timestamp(1), None).is_ok());
+}
+
+#[test]
+fn plans_with_bad_guardrails_or_too_many_steps_are_rejected() {
+    let steps: Vec<(u32, u64)> = (0..=probserve_experiment::plan::MAX_STEPS as u32)
+        .map(|i| (i.min(10_000), 0))
+        .collect();
+    assert!(RolloutSpec::canary("c", "v1", "v2", &steps, 0).is_err());
+    for bad in [f64::NAN, -1.0, f64::INFINITY, 0.0] {
+        let mut spec = RolloutSpec::canary("c", "v1", "v2", &[(500, 0)], 0).unwrap();
+        spec.guardrails.max_p95_ratio = bad;
+        assert!(spec.validate().is_err(), "{bad}");
+    }
 }
