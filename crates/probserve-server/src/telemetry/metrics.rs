@@ -270,7 +270,34 @@ pub fn registry(rpc: &Arc<RpcMetrics>, admission: &Arc<Admission>) -> Registry {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     registry.register_collector(Box::new(ProcessCollector { start_time_seconds }));
+    registry.register_collector(Box::new(DispatchCollector));
     registry
+}
+
+/// Where inference runs were dispatched (see `crate::run_cost`), read at scrape time.
+#[derive(Debug)]
+struct DispatchCollector;
+
+impl Collector for DispatchCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let (inline, pool) = crate::run_cost::dispatch_counts();
+        for (name, help, n) in [
+            (
+                "probserve_inference_inline",
+                "inference runs predicted tiny and run inline on an async worker",
+                inline,
+            ),
+            (
+                "probserve_inference_pool",
+                "inference runs dispatched to the CPU pool",
+                pool,
+            ),
+        ] {
+            let c = ConstCounter::new(n);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
 }
 
 /// Serves `GET /metrics` (Prometheus text format) on `listener` until `shutdown`.
