@@ -12,8 +12,14 @@
 //! worker, because the hand-off would cost more than the job. The job's
 //! [`CancelToken`] carries the deadline and is cancelled when the caller goes away,
 //! so abandoned work stops within about a millisecond.
+//!
+//! The pool sheds on queue time: a job waits at most `max_queue` for a worker, and
+//! one whose expected wait (jobs waiting per thread × the mean job time) is already
+//! longer is refused at once ([`RunError::Overloaded`] → RESOURCE_EXHAUSTED with a
+//! retry hint), rather than every admitted call waiting until its deadline.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use probserve_lang::BoundModel;
@@ -72,6 +78,8 @@ pub struct RunOutput {
     pub acceptance_rate: Option<f64>,
     /// SMC resampling steps.
     pub resamples: u32,
+    /// Outputs with NaN or ±∞ draws: name and how many draws (first few outputs).
+    pub non_finite: Vec<(String, u64)>,
 }
 
 /// Why a run failed.
@@ -89,6 +97,24 @@ pub enum RunError {
     /// The job panicked (a bug; isolated from the server).
     #[error("inference panicked: {0}")]
     Panicked(String),
+    /// The CPU pool is saturated: the job would wait (or has waited) longer than
+    /// the pool's queue limit.
+    #[error(
+        "the CPU pool is saturated: {waiting} job(s) waiting for {threads} worker(s), \
+         expected wait {expected_ms} ms, queue limit {max_queue_ms} ms ({queued_ms} ms queued)"
+    )]
+    Overloaded {
+        /// Jobs waiting when this one was refused.
+        waiting: usize,
+        /// Pool size.
+        threads: usize,
+        /// Expected wait, from the mean job time.
+        expected_ms: u64,
+        /// The configured queue limit.
+        max_queue_ms: u64,
+        /// Time this job spent waiting.
+        queued_ms: u64,
+    },
 }
 
 /// The bounded CPU pool for inference.
@@ -97,6 +123,35 @@ pub struct InferencePool {
     permits: Arc<Semaphore>,
     threads: usize,
     workers: rayon::ThreadPool,
+    /// Longest wait for a worker before the job is refused.
+    max_queue: Duration,
+    /// Jobs waiting for a permit now.
+    waiting: Arc<AtomicUsize>,
+    /// Moving average of the time jobs ran on the pool, microseconds.
+    mean_job_micros: Arc<AtomicU64>,
+    /// Jobs refused because of queue time, since start.
+    shed: AtomicU64,
+}
+
+/// The default queue limit (config `max_queue_ms`).
+pub const DEFAULT_MAX_QUEUE: Duration = Duration::from_secs(1);
+
+/// Decrements the waiting count when the wait ends (in every way it can end).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The pool size for a configured `threads` (0 = number of cores).
+pub fn resolve_threads(threads: usize) -> usize {
+    if threads == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        threads
+    }
 }
 
 /// Cancels a token when dropped: the caller's future was dropped (client gone,
@@ -116,11 +171,7 @@ impl InferencePool {
     /// # Errors
     /// The operating system refused to start the threads.
     pub fn new(threads: usize) -> Result<Self, rayon::ThreadPoolBuildError> {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            threads
-        };
+        let threads = resolve_threads(threads);
         let workers = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("probserve-infer-{i}"))
@@ -129,7 +180,39 @@ impl InferencePool {
             permits: Arc::new(Semaphore::new(threads)),
             threads,
             workers,
+            max_queue: DEFAULT_MAX_QUEUE,
+            waiting: Arc::default(),
+            mean_job_micros: Arc::default(),
+            shed: AtomicU64::new(0),
         })
+    }
+
+    /// Sets the queue limit (see the module docs; at least 1 ms).
+    #[must_use]
+    pub fn with_max_queue(mut self, max_queue: Duration) -> Self {
+        self.max_queue = max_queue.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Jobs waiting for a worker now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Jobs refused because of queue time, since start.
+    pub fn shed_count(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
+    }
+
+    fn overloaded(&self, waiting: usize, expected: Duration, queued: Duration) -> RunError {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+        RunError::Overloaded {
+            waiting,
+            threads: self.threads,
+            expected_ms: expected.as_millis() as u64,
+            max_queue_ms: self.max_queue.as_millis() as u64,
+            queued_ms: queued.as_millis() as u64,
+        }
     }
 
     /// Pool size.
@@ -149,26 +232,49 @@ impl InferencePool {
         job: impl FnOnce() -> Result<T, RunError> + Send + 'static,
     ) -> Result<(T, Duration), RunError> {
         let queued = Instant::now();
-        let permit = match tokio::time::timeout_at(
-            deadline.into(),
-            Arc::clone(&self.permits).acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            // The semaphore is never closed; treat it like a timeout if it were.
-            Ok(Err(_)) | Err(_) => {
-                return Err(RunError::QueueDeadline {
-                    queued_ms: queued.elapsed().as_millis() as u64,
-                });
+        let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = Waiting(Arc::clone(&self.waiting));
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // Every worker is busy and `ahead` jobs wait before this one.
+                let mean = Duration::from_micros(self.mean_job_micros.load(Ordering::Relaxed));
+                let expected = mean
+                    .saturating_mul(u32::try_from(ahead / self.threads + 1).unwrap_or(u32::MAX));
+                if expected > self.max_queue {
+                    return Err(self.overloaded(ahead, expected, Duration::ZERO));
+                }
+                let limit = queued.checked_add(self.max_queue).unwrap_or(deadline);
+                let until = limit.min(deadline);
+                match tokio::time::timeout_at(
+                    until.into(),
+                    Arc::clone(&self.permits).acquire_owned(),
+                )
+                .await
+                {
+                    Ok(Ok(p)) => p,
+                    Err(_) if until < deadline => {
+                        return Err(self.overloaded(ahead, expected, queued.elapsed()));
+                    }
+                    // The semaphore is never closed; treat it like a timeout if it were.
+                    Ok(Err(_)) | Err(_) => {
+                        return Err(RunError::QueueDeadline {
+                            queued_ms: queued.elapsed().as_millis() as u64,
+                        });
+                    }
+                }
             }
         };
+        drop(waiting);
         let wait = queued.elapsed();
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let mean_job = Arc::clone(&self.mean_job_micros);
         // One permit per thread: the job starts at once, never queues in rayon.
         self.workers.spawn(move || {
+            let started = Instant::now();
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
             drop(permit);
+            observe_job(&mean_job, started.elapsed());
             // The caller may be gone (client cancelled); then nobody needs the result.
             let _ = tx.send(out);
         });
@@ -193,6 +299,15 @@ impl InferencePool {
             Err(p) => Err(RunError::Panicked(panic_message(p))),
         }
     }
+}
+
+/// Folds one job's run time into the moving average (weight 1/8; a racing update
+/// loses one sample, which is fine for an estimate).
+fn observe_job(mean: &AtomicU64, took: Duration) {
+    let x = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    let old = mean.load(Ordering::Relaxed);
+    let new = if old == 0 { x } else { old - old / 8 + x / 8 };
+    mean.store(new, Ordering::Relaxed);
 }
 
 /// The message of a caught panic.
@@ -248,6 +363,42 @@ fn columns(
         .collect()
 }
 
+/// Most outputs [`non_finite`] names.
+const MAX_NON_FINITE_NAMED: usize = 3;
+
+/// The outputs whose draws include NaN or ±∞, with the number of such draws.
+///
+/// Free when every output is finite: a summary's mean is the sum of its draws
+/// (weighted), and is non-finite exactly when a draw is (or when a finite sum
+/// overflows, which the count then rules out). Only a suspect output's draws are
+/// counted, in place.
+fn non_finite(
+    summaries: &[OutputSummary],
+    draws: &[&probserve_runtime::Draws],
+) -> Vec<(String, u64)> {
+    summaries
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.mean.is_finite())
+        .filter_map(|(j, s)| {
+            let n: usize = draws
+                .iter()
+                .filter(|d| j < d.width)
+                .map(|d| {
+                    d.values
+                        .iter()
+                        .skip(j)
+                        .step_by(d.width)
+                        .filter(|x| !x.is_finite())
+                        .count()
+                })
+                .sum();
+            (n > 0).then(|| (s.name.clone(), n as u64))
+        })
+        .take(MAX_NON_FINITE_NAMED)
+        .collect()
+}
+
 /// Runs `method` on `model` (synchronously; call it through [`InferencePool::run`]).
 /// `max_draws` = 0 returns no draws.
 pub fn run(
@@ -267,8 +418,10 @@ pub fn run(
                     cancel: cancel.clone(),
                 },
             )?;
+            let summaries = r.summaries_checked(cancel)?;
             RunOutput {
-                summaries: r.summaries(),
+                non_finite: non_finite(&summaries, &[&r.draws]),
+                summaries,
                 log_evidence: None,
                 draws: if max_draws > 0 {
                     columns(&r.draws, None, max_draws)
@@ -295,8 +448,10 @@ pub fn run(
             } else {
                 Vec::new()
             };
+            let summaries = r.summaries_checked(cancel)?;
             RunOutput {
-                summaries: r.summaries(),
+                non_finite: non_finite(&summaries, &[&r.draws]),
+                summaries,
                 log_evidence: Some(r.log_marginal_likelihood),
                 draws,
                 num_draws: particles as u64,
@@ -324,8 +479,10 @@ pub fn run(
             } else {
                 Vec::new()
             };
+            let summaries = r.summaries_checked(cancel)?;
             RunOutput {
-                summaries: r.summaries(),
+                non_finite: non_finite(&summaries, &[&r.draws]),
+                summaries,
                 log_evidence: Some(r.log_evidence),
                 draws,
                 num_draws: particles as u64,
@@ -372,8 +529,12 @@ pub fn run(
                     }
                 }
             }
+            let summaries = r.summaries_checked(cancel)?;
+            let chain_draws: Vec<&probserve_runtime::Draws> =
+                r.chains.iter().map(|c| &c.draws).collect();
             RunOutput {
-                summaries: r.summaries(),
+                non_finite: non_finite(&summaries, &chain_draws),
+                summaries,
                 log_evidence: None,
                 draws: out_draws,
                 num_draws: (chains * draws) as u64,

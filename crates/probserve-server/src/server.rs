@@ -90,6 +90,7 @@ fn secs(s: f64) -> Duration {
 
 /// Runs the server until a signal ends it.
 pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()> {
+    probserve_reliability::install_panic_hook();
     let grpc_listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding the gRPC listener on {}", config.listen))?;
@@ -114,7 +115,7 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
     ]);
     let rpc_metrics = Arc::new(RpcMetrics::new(known));
     let admission = Admission::new(
-        config.max_in_flight,
+        config.effective_max_in_flight(),
         &["/grpc.health.v1.Health/", "/grpc.reflection."],
     );
     let shared = Arc::new(Shared::new(
@@ -143,7 +144,9 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         tracing::info!(created, "built-in models registered");
     }
     let pool = Arc::new(
-        InferencePool::new(config.inference_threads).context("starting the inference threads")?,
+        InferencePool::new(config.inference_threads)
+            .context("starting the inference threads")?
+            .with_max_queue(Duration::from_millis(config.max_queue_ms)),
     );
     shared.set_subsystem(
         "inference",
@@ -165,6 +168,16 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         Arc::clone(&pool),
         Duration::from_millis(config.default_deadline_ms),
         Duration::from_micros(config.inline_budget_micros),
+    )
+    .with_max_deadline(Duration::from_millis(config.max_deadline_ms))
+    .with_admission(Arc::clone(&admission))
+    .with_limits(
+        crate::run_cost::MemoryBudget::new(
+            config.max_request_memory_bytes,
+            config.max_inference_memory_bytes,
+            config.max_message_bytes as u64,
+        ),
+        config.non_finite_outputs,
     );
 
     let reflection = |b: tonic_reflection::server::Builder<'static>| {
@@ -192,6 +205,8 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         .tcp_nodelay(true)
         .layer(RpcLayer::new(Arc::clone(&rpc_metrics)))
         .layer(AdmissionLayer::new(Arc::clone(&admission)))
+        .layer(probserve_reliability::DeadlineLayer::new(Duration::from_millis(config.max_deadline_ms)))
+        .layer(probserve_reliability::CatchPanicLayer::new())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

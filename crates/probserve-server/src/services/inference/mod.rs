@@ -8,14 +8,15 @@ use probserve_lang::Inputs;
 use probserve_proto::v1::inference_service_server::InferenceService;
 use probserve_proto::v1::*;
 use probserve_runtime::{CancelToken, InferError};
-use tokio_stream::StreamExt as _;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
 mod mirror;
 mod request;
+mod stream;
 
 use crate::catalog::Catalog;
+use crate::config::NonFinitePolicy;
 use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
 use crate::rollouts::{MirrorLimit, Rollouts, Routed, SideOutcome};
 use crate::run_cost;
@@ -24,10 +25,7 @@ use mirror::MirrorCall;
 use probserve_experiment::metrics::Observation;
 use probserve_experiment::routing::Reason;
 pub use request::inputs_from_proto;
-use request::{Violations, grpc_timeout, input_value, input_violation, method, value_count};
-
-/// Items of one InferStream processed concurrently.
-const STREAM_CONCURRENCY: usize = 8;
+use request::{Violations, grpc_timeout, input_value, input_violation, method};
 
 /// The InferenceService handler.
 #[derive(Debug, Clone)]
@@ -38,6 +36,14 @@ pub struct Inference {
     default_deadline: Duration,
     inline_budget: Duration,
     mirrors: Arc<MirrorLimit>,
+    /// The server's maximum deadline (every call's deadline is clamped to it).
+    max_deadline: Duration,
+    /// Admission shared with the tower layer: InferStream items take a permit each.
+    admission: Option<Arc<probserve_reliability::Admission>>,
+    /// Memory budgets: per request, per response, all running calls together.
+    memory: run_cost::MemoryBudget,
+    /// What a run with non-finite outputs answers.
+    non_finite: NonFinitePolicy,
 }
 
 impl Inference {
@@ -56,7 +62,33 @@ impl Inference {
             default_deadline,
             inline_budget,
             mirrors: Arc::default(),
+            max_deadline: Duration::MAX,
+            admission: None,
+            memory: run_cost::MemoryBudget::default(),
+            non_finite: NonFinitePolicy::Error,
         }
+    }
+
+    /// Sets the memory budgets and the policy for non-finite outputs.
+    #[must_use]
+    pub fn with_limits(mut self, memory: run_cost::MemoryBudget, non_finite: NonFinitePolicy) -> Self {
+        self.memory = memory;
+        self.non_finite = non_finite;
+        self
+    }
+
+    /// Clamps every call's deadline (the client's or the default) to `max`.
+    #[must_use]
+    pub fn with_max_deadline(mut self, max: Duration) -> Self {
+        self.max_deadline = max;
+        self
+    }
+
+    /// Admits each InferStream item through `admission` (the same limit as calls).
+    #[must_use]
+    pub fn with_admission(mut self, admission: Arc<probserve_reliability::Admission>) -> Self {
+        self.admission = Some(admission);
+        self
     }
 }
 
@@ -80,6 +112,21 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
     }
     match e {
         RunError::QueueDeadline { .. } => Status::deadline_exceeded(e.to_string()),
+        RunError::Overloaded { .. } => {
+            use tonic_types::{ErrorDetails, StatusExt as _};
+            let mut details = ErrorDetails::new();
+            details.set_error_info(
+                "OVERLOADED",
+                crate::services::status::ERROR_DOMAIN,
+                std::collections::HashMap::<String, String>::new(),
+            );
+            details.set_retry_info(Some(probserve_reliability::admission::SHED_RETRY_AFTER));
+            Status::with_error_details(
+                Code::ResourceExhausted,
+                format!("load shed: {e}; retry with back-off"),
+                details,
+            )
+        }
         RunError::Panicked(msg) => {
             tracing::error!(panic = %msg, "inference panicked");
             with_reason(
@@ -106,6 +153,14 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
                 format!("the model produced a non-finite value: {ie}"),
                 "MODEL_NAN",
             ),
+            InferError::Model {
+                source: probserve_runtime::ModelError::SiteLimit { .. },
+                ..
+            } => memory_error(format!(
+                "the model visited more sites in one run than the request's memory budget \
+                 allows (max_request_memory_bytes): lower the loop lengths set by the \
+                 inputs or num_samples: {ie}"
+            )),
             InferError::Model { .. } => with_reason(
                 Code::FailedPrecondition,
                 format!("the model failed on these inputs: {ie}"),
@@ -122,6 +177,25 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
             _ => with_reason(Code::Internal, ie.to_string(), "INFERENCE"),
         },
     }
+}
+
+/// RESOURCE_EXHAUSTED / MEMORY_BUDGET for a request over a memory budget.
+fn memory_error(e: impl std::fmt::Display) -> Status {
+    with_reason(Code::ResourceExhausted, e.to_string(), "MEMORY_BUDGET")
+}
+
+/// The message for outputs with non-finite draws, if any.
+fn non_finite_message(outputs: &[(String, u64)], draws: u64) -> Option<String> {
+    let named: Vec<String> = outputs
+        .iter()
+        .map(|(name, n)| format!("`{name}` ({n} of {draws} draws)"))
+        .collect();
+    (!named.is_empty()).then(|| {
+        format!(
+            "the model produced non-finite outputs (NaN or ±inf): {}",
+            named.join(", ")
+        )
+    })
 }
 
 fn routing_reason(r: &Reason) -> RoutingReason {
@@ -197,7 +271,12 @@ impl Inference {
         timeout: Option<Duration>,
     ) -> Result<InferResponse, Status> {
         let arrived = Instant::now();
-        let deadline = arrived + timeout.unwrap_or(self.default_deadline);
+        // Clamped to the server's maximum and added without overflow: a client's
+        // `grpc-timeout` can be up to 99,999,999 hours.
+        let budget = timeout
+            .unwrap_or(self.default_deadline)
+            .min(self.max_deadline);
+        let deadline = arrived.checked_add(budget).unwrap_or(arrived);
         let mut v: Violations = Vec::new();
         if r.model.is_empty() {
             v.push(("model".into(), "must not be empty".into()));
@@ -261,16 +340,41 @@ impl Inference {
         } else {
             0
         };
+        // The memory budget, before anything runs: draws kept, traces, summaries and
+        // the response; a plan with loops gets a site budget the runtime enforces.
+        let static_cost = bound.static_cost();
+        let memory = run_cost::memory_plan(
+            &run_cost::MemoryRequest {
+                method: &method,
+                width: bound.output_width(),
+                name_bytes: bound.output_labels().iter().map(String::len).sum(),
+                cost: static_cost,
+                step_limit: bound.step_limit(),
+                max_draws,
+            },
+            self.memory.request,
+            self.memory.max_message,
+        )
+        .map_err(memory_error)?;
+        let bound = bound.with_max_sites(memory.max_sites);
+        let _memory = match self.memory.acquire(memory.bytes, deadline).await {
+            Ok(p) => p,
+            Err(e @ run_cost::MemoryWaitError::Deadline { .. }) => {
+                return Err(Status::deadline_exceeded(e.to_string()));
+            }
+            Err(e) => return Err(memory_error(e)),
+        };
         let job_method = method.clone();
         let job_cancel = cancel.clone();
-        let input_values: usize = inputs.values().map(value_count).sum();
-        let units = run_cost::work_units(&method, input_values);
+        let units = run_cost::work_units(&method, &static_cost);
         // The job times itself: the learned cost must not include hand-off delays.
         let job = move || {
             let t = Instant::now();
             infer::run(&bound, &job_method, seed, &job_cancel, max_draws).map(|o| (o, t.elapsed()))
         };
-        let result = if resolved.cost.fits(units, self.inline_budget) {
+        let inline = resolved.cost.fits(units, self.inline_budget);
+        run_cost::count_dispatch(inline);
+        let result = if inline {
             self.pool.run_inline(job)
         } else {
             self.pool.run(deadline, job).await
@@ -282,9 +386,21 @@ impl Inference {
             (out, queued, compute)
         });
         let result = result.map_err(|e| run_error(e, &cancel, deadline));
+        // Non-finite outputs fail the call or warn, by policy; either way they count
+        // as an error for the rollout arm's guardrails.
+        let nan = result
+            .as_ref()
+            .ok()
+            .and_then(|(o, _, _)| non_finite_message(&o.non_finite, o.num_draws));
+        let result = match (result, &nan) {
+            (Ok(_), Some(msg)) if self.non_finite == NonFinitePolicy::Error => {
+                Err(with_reason(Code::Internal, msg.clone(), "MODEL_NAN"))
+            }
+            (r, _) => r,
+        };
         if let Some(rt) = &routed {
             let (error, timeout) = match &result {
-                Ok(_) => (false, false),
+                Ok(_) => (nan.is_some(), false),
                 Err(s) if s.code() == Code::DeadlineExceeded => (false, true),
                 Err(s) if s.code() == Code::Cancelled => (false, false),
                 Err(_) => (true, false),
@@ -327,6 +443,9 @@ impl Inference {
             .filter_map(|s| s.rhat)
             .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
         let mut warnings = Vec::new();
+        if let Some(msg) = &nan {
+            warnings.push(format!("NON_FINITE_OUTPUTS: {msg}"));
+        }
         if let Some(rh) = max_rhat.filter(|rh| *rh > 1.01) {
             warnings.push(format!(
                 "max R-hat {rh:.3} > 1.01: chains have not mixed; run longer"
@@ -383,28 +502,6 @@ impl Inference {
 
 type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
 
-fn item_status(s: &Status) -> ItemStatus {
-    use tonic_types::StatusExt as _;
-    let field_violations = s
-        .get_error_details()
-        .bad_request()
-        .map(|b| {
-            b.field_violations
-                .iter()
-                .map(|f| FieldViolation {
-                    field: f.field.clone(),
-                    description: f.description.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    ItemStatus {
-        code: s.code() as i32,
-        message: s.message().to_owned(),
-        field_violations,
-    }
-}
-
 #[tonic::async_trait]
 impl InferenceService for Inference {
     async fn infer(&self, req: Request<InferRequest>) -> Result<Response<InferResponse>, Status> {
@@ -434,56 +531,6 @@ impl InferenceService for Inference {
         &self,
         req: Request<Streaming<InferStreamRequest>>,
     ) -> Result<Response<Self::InferStreamStream>, Status> {
-        let timeout = grpc_timeout(&req);
-        let mut incoming = req.into_inner();
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<InferStreamResponse, Status>>(
-            STREAM_CONCURRENCY * 2,
-        );
-        let this = self.clone();
-        tokio::spawn(async move {
-            let limit = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
-            let mut tasks = tokio::task::JoinSet::new();
-            while let Some(item) = incoming.next().await {
-                let item = match item {
-                    Ok(i) => i,
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        break;
-                    }
-                };
-                let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
-                    break;
-                };
-                let (this, tx) = (this.clone(), tx.clone());
-                tasks.spawn(async move {
-                    let id = item.request_id;
-                    let resp = match item.request {
-                        Some(r) => this.infer_one(r, timeout).await,
-                        None => Err(invalid_argument(
-                            "request is required",
-                            vec![("request".into(), "must be set".into())],
-                        )),
-                    };
-                    let msg = match resp {
-                        Ok(r) => InferStreamResponse {
-                            request_id: id,
-                            response: Some(r),
-                            status: Some(ItemStatus::default()),
-                        },
-                        Err(s) => InferStreamResponse {
-                            request_id: id,
-                            response: None,
-                            status: Some(item_status(&s)),
-                        },
-                    };
-                    let _ = tx.send(Ok(msg)).await;
-                    drop(permit);
-                });
-            }
-            while tasks.join_next().await.is_some() {}
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        )))
+        Ok(Response::new(stream::infer_stream(self.clone(), req)))
     }
 }

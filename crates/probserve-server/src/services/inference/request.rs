@@ -38,16 +38,6 @@ pub(super) fn input_value(name: &str, v: &Value, out: &mut Violations) -> Option
     })
 }
 
-/// Scalars count one, vectors their length (the work-unit measure of `run_cost`).
-pub(super) fn value_count(v: &InputValue) -> usize {
-    match v {
-        InputValue::Real(_) | InputValue::Int(_) | InputValue::Bool(_) => 1,
-        InputValue::RealVec(x) => x.len(),
-        InputValue::IntVec(x) => x.len(),
-        InputValue::BoolVec(x) => x.len(),
-    }
-}
-
 pub(super) fn input_violation(e: &InputError) -> (String, String) {
     (format!("inputs.{}", e.field()), e.to_string())
 }
@@ -116,20 +106,12 @@ pub(super) fn method(r: &InferRequest, v: &mut Violations) -> Method {
     }
 }
 
-/// Parses a `grpc-timeout` header value (e.g. `100m`, `5S`).
+/// The client's `grpc-timeout` (e.g. `100m`, `5S`), parsed as the gRPC spec says
+/// (at most 8 digits; anything else is as if absent). The server's deadline layer
+/// has already clamped it to `max_deadline_ms`.
 pub(super) fn grpc_timeout<T>(req: &Request<T>) -> Option<Duration> {
-    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
-    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
-    let n: u64 = num.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(n.saturating_mul(3600)),
-        "M" => Duration::from_secs(n.saturating_mul(60)),
-        "S" => Duration::from_secs(n),
-        "m" => Duration::from_millis(n),
-        "u" => Duration::from_micros(n),
-        "n" => Duration::from_nanos(n),
-        _ => return None,
-    })
+    let v = req.metadata().get("grpc-timeout")?;
+    probserve_reliability::deadline::parse_grpc_timeout(v.as_bytes())
 }
 
 /// Converts proto inputs for tests and tools.
