@@ -301,24 +301,31 @@ mod tests {
             .await
             .expect("v2");
         let c = cat.resolve("m", None).await.expect("after register");
-        assert_eq!(c.version.version, "2.0.0", "latest moved");
+        assert_eq!(
+            c.version.version, "1.0.0",
+            "a new version takes no default traffic: stable (the first version) serves"
+        );
 
-        let pin = cat.with_store(|s| s.set_label("m", "stable", "1.0.0"));
+        let pin = cat.with_store(|s| s.set_label("m", "stable", "2.0.0"));
         pin.await.expect("label");
         let d = cat.resolve("m", None).await.expect("after label");
-        assert_eq!(d.version.version, "1.0.0", "stable label wins at once");
+        assert_eq!(d.version.version, "2.0.0", "the stable label's move is seen at once");
         assert_eq!(
             cat.resolve("m", Some("stable"))
                 .await
                 .expect("by label")
                 .version
                 .version,
-            "1.0.0"
+            "2.0.0"
         );
         let unpin = cat.with_store(|s| s.delete_label("m", "stable"));
         unpin.await.expect("delete label");
-        let e = cat.resolve("m", None).await.expect("after delete");
-        assert_eq!(e.version.version, "2.0.0");
+        assert!(matches!(
+            cat.resolve("m", None).await,
+            Err(CatalogError::Store(
+                probserve_store::StoreError::FailedPrecondition { .. }
+            ))
+        ));
         assert!(matches!(
             cat.resolve("m", Some("stable")).await,
             Err(CatalogError::Store(

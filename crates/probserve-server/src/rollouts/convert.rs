@@ -2,7 +2,7 @@
 //! types, with the defaults the proto documents.
 
 use probserve_experiment::controller::{Evaluation, Verdict};
-use probserve_experiment::plan::{PrimaryMetric, RolloutSpec, Strategy};
+use probserve_experiment::plan::{MAX_STEPS, PrimaryMetric, RolloutSpec, Strategy};
 use probserve_experiment::rollout::{Phase, Rollout};
 use probserve_experiment::shadow::{ShadowConfig, ShadowStats};
 use probserve_experiment::{ExperimentError, Timestamp};
@@ -18,11 +18,49 @@ const DEFAULT_CANARY: &[(u32, u64)] = &[
 /// Default calls per arm before a step may advance.
 const DEFAULT_MIN_SAMPLES: u64 = 200;
 
-fn duration_ms(d: Option<&prost_types::Duration>) -> u64 {
-    d.map_or(0, |d| {
-        u64::try_from(d.seconds).unwrap_or(0) * 1000
-            + u64::try_from(d.nanos).unwrap_or(0) / 1_000_000
-    })
+/// Longest step duration accepted: one year.
+const MAX_STEP_SECONDS: i64 = 365 * 24 * 3600;
+
+/// A step's `min_duration` in milliseconds; unset is 0. Negative, over-long or
+/// malformed durations are refused, naming the field.
+fn duration_ms(d: Option<&prost_types::Duration>) -> Result<u64, ExperimentError> {
+    let Some(d) = d else { return Ok(0) };
+    let bad = |reason: String| ExperimentError::InvalidConfig {
+        field: "steps.min_duration",
+        reason,
+    };
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(bad(format!(
+            "must not be negative, got {}s {}ns",
+            d.seconds, d.nanos
+        )));
+    }
+    if d.seconds > MAX_STEP_SECONDS {
+        return Err(bad(format!(
+            "{} s exceeds the limit of {MAX_STEP_SECONDS} s (a year)",
+            d.seconds
+        )));
+    }
+    if d.nanos > 999_999_999 {
+        return Err(bad(format!("nanos must be below 10^9, got {}", d.nanos)));
+    }
+    // Both in range now: seconds ≤ 3.2e7, so the product cannot overflow.
+    Ok(d.seconds.unsigned_abs() * 1000 + u64::from(d.nanos.unsigned_abs()) / 1_000_000)
+}
+
+/// A guardrail ratio: 0 (unset) keeps the default, anything else must be finite
+/// and positive.
+fn ratio(field: &'static str, v: f64, default: f64) -> Result<f64, ExperimentError> {
+    if v == 0.0 {
+        Ok(default)
+    } else if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(ExperimentError::InvalidConfig {
+            field,
+            reason: format!("must be a finite positive ratio (or 0 for the default), got {v}"),
+        })
+    }
 }
 
 fn to_duration(ms: u64) -> prost_types::Duration {
@@ -48,16 +86,26 @@ pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, Exp
         .map(|s| s.min_samples_per_arm)
         .filter(|n| *n > 0)
         .unwrap_or(DEFAULT_MIN_SAMPLES);
+    if p.steps.len() > MAX_STEPS {
+        return Err(ExperimentError::InvalidConfig {
+            field: "steps",
+            reason: format!("{} steps exceeds the limit of {MAX_STEPS}", p.steps.len()),
+        });
+    }
     let steps: Vec<(u32, u64)> = if p.steps.is_empty() {
         DEFAULT_CANARY.to_vec()
     } else {
         p.steps
             .iter()
-            .map(|s| (s.candidate_bps, duration_ms(s.min_duration.as_ref())))
-            .collect()
+            .map(|s| Ok((s.candidate_bps, duration_ms(s.min_duration.as_ref())?)))
+            .collect::<Result<_, ExperimentError>>()?
     };
-    let strategy =
-        pb::RolloutStrategy::try_from(p.strategy).unwrap_or(pb::RolloutStrategy::Unspecified);
+    let strategy = pb::RolloutStrategy::try_from(p.strategy).map_err(|_| {
+        ExperimentError::InvalidConfig {
+            field: "strategy",
+            reason: format!("unknown strategy {}", p.strategy),
+        }
+    })?;
     let mut spec = match strategy {
         pb::RolloutStrategy::Shadow => {
             let mirror = p
@@ -117,15 +165,22 @@ pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, Exp
         }
     }
     if let Some(g) = &p.guardrails {
-        if g.max_error_rate_ratio > 0.0 {
-            spec.guardrails.max_error_rate_ratio = g.max_error_rate_ratio;
-        }
-        if g.max_timeout_rate_ratio > 0.0 {
-            spec.guardrails.max_timeout_rate_ratio = g.max_timeout_rate_ratio;
-        }
-        if g.max_p95_latency_ratio > 0.0 {
-            spec.guardrails.max_p95_ratio = g.max_p95_latency_ratio;
-        }
+        let cfg = &mut spec.guardrails;
+        cfg.max_error_rate_ratio = ratio(
+            "guardrails.max_error_rate_ratio",
+            g.max_error_rate_ratio,
+            cfg.max_error_rate_ratio,
+        )?;
+        cfg.max_timeout_rate_ratio = ratio(
+            "guardrails.max_timeout_rate_ratio",
+            g.max_timeout_rate_ratio,
+            cfg.max_timeout_rate_ratio,
+        )?;
+        cfg.max_p95_ratio = ratio(
+            "guardrails.max_p95_latency_ratio",
+            g.max_p95_latency_ratio,
+            cfg.max_p95_ratio,
+        )?;
         if g.min_samples_per_arm > 0 {
             spec.guardrails.min_samples_per_arm = g.min_samples_per_arm;
         }

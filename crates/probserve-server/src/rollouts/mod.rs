@@ -3,14 +3,20 @@
 //! commands and by the controller loop, and streamed to watchers.
 //!
 //! Invariants:
-//! - A state change is written to the store (state + audit record, one transaction,
-//!   optimistic revision check) before it is applied in memory or routed on.
+//! - A state change is written to the store before it is applied in memory or
+//!   routed on, as ONE transaction per command ([`Store::commit_rollout`]): state,
+//!   audit record, the `stable` label it moves, and the checks that can fail
+//!   (baseline and candidate exist and are not archived, the revision is current).
+//!   A refused command writes nothing, so memory and store never disagree and the
+//!   rollout keeps accepting Pause, Rollback and the kill switch.
 //! - Commands are serialized (one at a time), so the revision check never races
 //!   with ourselves; a conflict means another writer and is ABORTED.
 //! - At most one active (pending, running, paused) rollout per model.
 //! - Routing reads an immutable snapshot (`Arc<RoutingSnapshot>`) and never blocks on
 //!   a command; anonymous calls draw from the request's seed, so the same request
-//!   with the same seed is routed the same way.
+//!   with the same seed is routed the same way. Every call a running rollout routes
+//!   reports the rollout's reason: a call the split leaves on the baseline is
+//!   `Split`, not `Default` (which means "no rollout").
 
 mod controller;
 pub mod convert;
@@ -23,10 +29,11 @@ use parking_lot::{Mutex, RwLock};
 use probserve_experiment::audit::Actor;
 use probserve_experiment::metrics::{Observation, RolloutMetrics};
 use probserve_experiment::rollout::{Command, Phase, Rollout, Transition};
-use probserve_experiment::routing::{Decision, RoutingSnapshot, route};
+use probserve_experiment::routing::{Decision, Reason, RoutingSnapshot, route};
 use probserve_experiment::shadow::ShadowStats;
 use probserve_experiment::{ExperimentError, Timestamp};
-use probserve_store::{AuditEntry, Store, StoreError};
+use probserve_store::validate::STABLE_LABEL;
+use probserve_store::{AuditEntry, LabelMove, RolloutWrite, Store, StoreError};
 use rand::SeedableRng as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -245,7 +252,11 @@ impl Rollouts {
             return None;
         }
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x05ee_d0fa_1100);
-        let decision = route(&l.snapshot, key, attributes, &mut rng);
+        let mut decision = route(&l.snapshot, key, attributes, &mut rng);
+        if decision.reason == Reason::Default {
+            // Inside a running rollout the split left this call on the baseline.
+            decision.reason = Reason::Split;
+        }
         let arm = if decision.version == l.rollout.spec.candidate {
             "candidate"
         } else {
@@ -265,11 +276,14 @@ impl Rollouts {
         })
     }
 
-    /// Creates a rollout (persisted with its audit record), optionally started.
+    /// Creates a rollout, optionally started, in ONE store transaction: the
+    /// rollout's state, its audit record and the `stable` pin on the baseline
+    /// (unless an operator set `stable`), after checking inside the transaction that
+    /// baseline and candidate exist and are not archived. A refusal stores nothing.
     pub async fn create(
         &self,
         model: String,
-        rollout: Rollout,
+        mut rollout: Rollout,
         actor: Actor,
         reason: String,
         start: bool,
@@ -293,36 +307,42 @@ impl Rollouts {
                 )));
             }
         }
+        if start {
+            // Started in the same write: a crash cannot leave it created but pending.
+            let t = rollout.command(Command::Start, actor.clone(), &reason, now(), None)?;
+            rollout.apply(&t);
+        }
         let value = serde_json::to_value(StoredRollout {
             model: model.clone(),
             rollout: rollout.clone(),
         })
         .map_err(|e| RolloutError::Internal(e.to_string()))?;
-        let audit = AuditEntry {
-            at_millis: now().0,
-            actor: actor_name(&actor),
-            subject: format!("rollout/{id}"),
-            action: "create".into(),
-            detail: serde_json::json!({ "reason": reason, "spec": rollout.spec }),
-        };
-        let (s, i, m, base) = (
-            Arc::clone(&self.store),
-            id.clone(),
-            model.clone(),
-            rollout.spec.baseline.clone(),
-        );
-        let commit = blocking(move || {
-            let commit = s.put_rollout_with_audit(&i, None, &value, &audit)?;
+        let (base, cand) = (rollout.spec.baseline.clone(), rollout.spec.candidate.clone());
+        let write = RolloutWrite {
+            id: id.clone(),
+            expected_revision: None,
+            value,
+            audit: AuditEntry {
+                at_millis: now().0,
+                actor: actor_name(&actor),
+                subject: format!("rollout/{id}"),
+                action: "create".into(),
+                detail: serde_json::json!({
+                    "reason": reason, "spec": rollout.spec, "started": start,
+                }),
+            },
+            require_servable: vec![(model.clone(), base.clone()), (model.clone(), cand)],
             // Traffic outside the rollout (and all of it after a rollback) goes to the
             // baseline: pin `stable` to it unless an operator already set it.
-            if s.get_label(&m, probserve_store::validate::STABLE_LABEL)?
-                .is_none()
-            {
-                s.set_label(&m, probserve_store::validate::STABLE_LABEL, &base)?;
-            }
-            Ok::<_, StoreError>(commit)
-        })
-        .await??;
+            labels: vec![LabelMove {
+                model: model.clone(),
+                label: STABLE_LABEL.to_owned(),
+                version: base,
+                only_if_unset: true,
+            }],
+        };
+        let s = Arc::clone(&self.store);
+        let commit = blocking(move || s.commit_rollout(&write)).await??;
         let snapshot = Arc::new(rollout.routing_snapshot()?);
         self.live.write().insert(
             id.clone(),
@@ -338,12 +358,8 @@ impl Rollouts {
         let _ = self.events.send(RolloutEvent {
             model,
             rollout: rollout.clone(),
-            change: "created".into(),
+            change: if start { "created, started" } else { "created" }.into(),
         });
-        drop(_serial);
-        if start {
-            return self.command(&id, Command::Start, actor, &reason, 0).await;
-        }
         Ok(rollout)
     }
 
@@ -409,21 +425,39 @@ impl Rollouts {
             detail: detail.clone(),
         };
         let promoted = rollout.state.phase == Phase::Promoted && t.audit.from != Phase::Promoted;
-        let (s, i, m, cand) = (
-            Arc::clone(&self.store),
-            id.to_owned(),
-            model.clone(),
-            rollout.spec.candidate.clone(),
-        );
-        let commit = blocking(move || {
-            let commit = s.put_rollout_with_audit(&i, Some(store_revision), &value, &audit)?;
-            if promoted {
-                // Promotion makes the candidate the stable version for default routing.
-                s.set_label(&m, probserve_store::validate::STABLE_LABEL, &cand)?;
+        let (base, cand) = (rollout.spec.baseline.clone(), rollout.spec.candidate.clone());
+        // What the change needs to be servable, checked inside its transaction.
+        // Pause, rollback, abort, the kill switch and overrides need nothing: they
+        // must work whatever happened to the versions.
+        let require_servable = match &t.command {
+            Command::Promote => vec![(model.clone(), cand.clone())],
+            Command::Start | Command::Resume | Command::Advance => {
+                vec![(model.clone(), base), (model.clone(), cand.clone())]
             }
-            Ok::<_, StoreError>(commit)
-        })
-        .await??;
+            _ if promoted => vec![(model.clone(), cand.clone())],
+            _ => Vec::new(),
+        };
+        // Promotion makes the candidate the stable version for default routing.
+        let labels = if promoted {
+            vec![LabelMove {
+                model: model.clone(),
+                label: STABLE_LABEL.to_owned(),
+                version: cand,
+                only_if_unset: false,
+            }]
+        } else {
+            Vec::new()
+        };
+        let write = RolloutWrite {
+            id: id.to_owned(),
+            expected_revision: Some(store_revision),
+            value,
+            audit,
+            require_servable,
+            labels,
+        };
+        let s = Arc::clone(&self.store);
+        let commit = blocking(move || s.commit_rollout(&write)).await??;
         let snapshot = Arc::new(rollout.routing_snapshot()?);
         if let Some(l) = self.live.write().get_mut(id) {
             l.rollout = rollout.clone();

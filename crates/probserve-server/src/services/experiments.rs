@@ -54,6 +54,12 @@ pub fn from_rollout(e: RolloutError) -> Status {
             vec![(format!("spec.{field}"), reason)],
         ),
         RolloutError::Engine(e) => invalid_argument(e.to_string(), vec![]),
+        RolloutError::Command(probserve_experiment::RolloutError::Limit { field, reason }) => {
+            invalid_argument(
+                format!("{field}: {reason}"),
+                vec![(field.to_owned(), reason)],
+            )
+        }
         RolloutError::Command(e @ probserve_experiment::RolloutError::UnknownVersion(_)) => {
             invalid_argument(e.to_string(), vec![("version".into(), e.to_string())])
         }
@@ -127,13 +133,16 @@ impl ExperimentService for Experiments {
                 vec![("actor".into(), "must not be empty".into())],
             )
         })?;
-        probserve_store::validate::validate_identifier("id", &r.id)
+        probserve_store::validate::validate_slug("id", &r.id)
             .map_err(|e| invalid_argument(e.to_string(), vec![("id".into(), e.to_string())]))?;
         let p = r.spec.ok_or_else(|| {
             invalid_argument(
                 "spec is required",
                 vec![("spec".into(), "must be set".into())],
             )
+        })?;
+        probserve_store::validate::validate_model_name(&p.model).map_err(|e| {
+            invalid_argument(e.to_string(), vec![("spec.model".into(), e.to_string())])
         })?;
         for (field, v) in [
             ("spec.baseline_version", &p.baseline_version),
@@ -145,12 +154,26 @@ impl ExperimentService for Experiments {
                     vec![(field.into(), "must not be empty".into())],
                 ));
             }
-            let (name, version) = (p.model.clone(), v.clone());
-            self.catalog
-                .with_store(move |s| s.resolve(&name, Some(&version)))
-                .await
-                .map_err(from_catalog)?;
+            if let Err(e) = probserve_store::validate::normalize_version(v) {
+                return Err(invalid_argument(
+                    format!("{field}: {e}"),
+                    vec![(field.into(), e.to_string())],
+                ));
+            }
         }
+        let name = p.model.clone();
+        let known = self
+            .catalog
+            .with_store(move |s| s.model_summary(&name))
+            .await
+            .map_err(from_catalog)?;
+        if known.is_none() {
+            return Err(from_catalog(crate::catalog::CatalogError::Store(
+                probserve_store::StoreError::not_found(format!("model {:?}", p.model)),
+            )));
+        }
+        // That both versions exist and are not archived is checked inside the
+        // store transaction that creates the rollout.
         let spec = spec_from_proto(&r.id, &p).map_err(|e| from_rollout(RolloutError::Engine(e)))?;
         let rollout = Rollout::new(spec).map_err(|e| from_rollout(RolloutError::Engine(e)))?;
         let created = self
@@ -202,6 +225,14 @@ impl ExperimentService for Experiments {
             t(b).cmp(&t(a)).then(a.id.cmp(&b.id))
         });
         Ok(Response::new(ListRolloutsResponse { rollouts: list }))
+    }
+
+    async fn start_rollout(
+        &self,
+        req: Request<StartRolloutRequest>,
+    ) -> Result<Response<StartRolloutResponse>, Status> {
+        let r = self.run(req.into_inner().context, Command::Start).await?;
+        Ok(Response::new(StartRolloutResponse { rollout: Some(r) }))
     }
 
     async fn advance_rollout(
