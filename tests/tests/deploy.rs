@@ -35,6 +35,42 @@ fn manifest_env(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The variables kubelet injects into every pod of the namespace for a Service
+/// (unless `enableServiceLinks: false`): `<NAME>_SERVICE_HOST`, `<NAME>_PORT`, …
+fn service_link_env(service: &str, ports: &[(&str, u16)]) -> BTreeMap<String, String> {
+    let name = service.to_uppercase().replace('-', "_");
+    let ip = "10.96.0.10";
+    let mut env = BTreeMap::new();
+    env.insert(format!("{name}_SERVICE_HOST"), ip.to_owned());
+    env.insert(format!("{name}_SERVICE_PORT"), ports[0].1.to_string());
+    env.insert(format!("{name}_PORT"), format!("tcp://{ip}:{}", ports[0].1));
+    for (port_name, port) in ports {
+        let p = format!("{name}_PORT_{port}_TCP");
+        env.insert(
+            format!("{name}_SERVICE_PORT_{}", port_name.to_uppercase()),
+            port.to_string(),
+        );
+        env.insert(p.clone(), format!("tcp://{ip}:{port}"));
+        env.insert(format!("{p}_PROTO"), "tcp".to_owned());
+        env.insert(format!("{p}_PORT"), port.to_string());
+        env.insert(format!("{p}_ADDR"), ip.to_owned());
+    }
+    env
+}
+
+/// `(name, port)` of each port of the manifest's Service.
+fn service_ports(yaml: &str) -> Vec<(String, u16)> {
+    let service = yaml.split("kind: Service").nth(1).expect("a Service");
+    service
+        .lines()
+        .filter_map(|l| {
+            let name = l.split("{name: ").nth(1)?.split(',').next()?.trim();
+            let port = l.split(" port: ").nth(1)?.split(',').next()?.trim();
+            Some((name.to_owned(), port.parse().ok()?))
+        })
+        .collect()
+}
+
 fn check_config(env: &BTreeMap<String, String>) -> String {
     let out = Command::new(binary())
         .arg("check-config")
@@ -96,5 +132,60 @@ fn image_and_manifest_settings_are_accepted_by_the_binary() {
     assert!(
         yaml.contains(liveness_service),
         "the liveness probe names a service the health server reports"
+    );
+}
+
+#[test]
+fn pod_survives_kubernetes_service_links_and_can_write_its_volume() {
+    let yaml = read("deploy/kubernetes/probserve.yaml");
+    let dockerfile = read("deploy/Dockerfile");
+    // Even if service links were enabled, the binary starts with kubelet's
+    // variables for the manifest's Service `probserve` and warns about none of them.
+    let ports = service_ports(&yaml);
+    assert!(
+        ports.len() >= 2,
+        "the parser found the Service's ports: {ports:?}"
+    );
+    let ports: Vec<(&str, u16)> = ports.iter().map(|(n, p)| (n.as_str(), *p)).collect();
+    let mut pod = dockerfile_env(&dockerfile);
+    pod.extend(manifest_env(&yaml));
+    pod.extend(service_link_env("probserve", &ports));
+    pod.extend(service_link_env("probserve-metrics", &ports));
+    assert!(pod.contains_key("PROBSERVE_SERVICE_HOST") && pod.contains_key("PROBSERVE_PORT"));
+    let out = Command::new(binary())
+        .arg("check-config")
+        .envs(&pod)
+        .output()
+        .expect("run probserve check-config");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "kubelet's service-link variables break start-up: {stderr}"
+    );
+    assert!(
+        !stderr.contains("warning"),
+        "service links are expected, not typos: {stderr}"
+    );
+    assert!(
+        yaml.contains("enableServiceLinks: false"),
+        "service links are off"
+    );
+
+    // The volume is writable for the image's user: fsGroup (and runAsUser) is the
+    // uid the Dockerfile creates.
+    let uid = dockerfile
+        .split("--uid ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the Dockerfile creates a user with --uid");
+    for key in ["fsGroup", "runAsUser", "runAsGroup"] {
+        assert!(
+            yaml.contains(&format!("{key}: {uid}")),
+            "the pod's securityContext sets {key}: {uid}"
+        );
+    }
+    assert!(
+        dockerfile.contains(&format!("--gid {uid}")),
+        "the image's group is gid {uid}, the manifest's runAsGroup"
     );
 }
