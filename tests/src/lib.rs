@@ -90,6 +90,9 @@ pub struct Options {
     pub config_toml: Option<String>,
     /// Reuse this data dir (for restart tests) instead of a fresh one.
     pub data_dir: Option<PathBuf>,
+    /// A command the binary runs under, e.g. `["prlimit", "--as=3221225472"]` (the
+    /// prefix must exec the binary, so the child's pid stays the server's).
+    pub command_prefix: Vec<String>,
 }
 
 /// A running server; killed on drop.
@@ -118,7 +121,14 @@ impl Server {
             .clone()
             .unwrap_or_else(|| tmp.path().join("data"));
         let stderr_path = tmp.path().join("stderr.log");
-        let mut cmd = Command::new(binary());
+        let mut cmd = match opts.command_prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary());
+                cmd
+            }
+            None => Command::new(binary()),
+        };
         cmd.arg("serve")
             .arg("--listen")
             .arg(addr.to_string())
@@ -132,6 +142,8 @@ impl Server {
             cmd.arg("--config").arg(p);
         }
         cmd.args(&opts.args);
+        // The harness's own variable is not server configuration.
+        cmd.env_remove("PROBSERVE_BIN");
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }

@@ -74,6 +74,7 @@ fn service_ports(yaml: &str) -> Vec<(String, u16)> {
 fn check_config(env: &BTreeMap<String, String>) -> String {
     let out = Command::new(binary())
         .arg("check-config")
+        .env_remove("PROBSERVE_BIN")
         .envs(env)
         .output()
         .expect("run probserve check-config");
@@ -154,6 +155,7 @@ fn pod_survives_kubernetes_service_links_and_can_write_its_volume() {
     assert!(pod.contains_key("PROBSERVE_SERVICE_HOST") && pod.contains_key("PROBSERVE_PORT"));
     let out = Command::new(binary())
         .arg("check-config")
+        .env_remove("PROBSERVE_BIN")
         .envs(&pod)
         .output()
         .expect("run probserve check-config");
