@@ -277,3 +277,123 @@ async fn json_logs_are_one_object_per_line() {
         assert!(v.get("level").is_some(), "{l}");
     }
 }
+
+/// Item 11 of issue 12: kubelet injects `PROBSERVE_SERVICE_HOST`, `PROBSERVE_PORT`, …
+/// for a Service named `probserve`; the server used to read them as configuration
+/// and exit 2. It now starts, warns about a real typo, and stays quiet about links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubelet_service_link_variables_are_ignored_and_typos_are_warned() {
+    let env: Vec<(String, String)> = [
+        ("PROBSERVE_SERVICE_HOST", "10.96.0.10"),
+        ("PROBSERVE_SERVICE_PORT", "50051"),
+        ("PROBSERVE_SERVICE_PORT_GRPC", "50051"),
+        ("PROBSERVE_PORT", "tcp://10.96.0.10:50051"),
+        ("PROBSERVE_PORT_50051_TCP", "tcp://10.96.0.10:50051"),
+        ("PROBSERVE_PORT_50051_TCP_PROTO", "tcp"),
+        ("PROBSERVE_PORT_50051_TCP_PORT", "50051"),
+        ("PROBSERVE_PORT_50051_TCP_ADDR", "10.96.0.10"),
+        ("PROBSERVE_PORT_9464_TCP_ADDR", "10.96.0.10"),
+        ("PROBSERVE_DRAIN_TIMEOUT_SECS", "7"),
+        ("PROBSERVE_DRAIN_TIMOUT_SECS", "8"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let server = Server::start(Options {
+        env,
+        ..Default::default()
+    })
+    .await;
+    let stderr = server.stderr();
+    assert!(
+        stderr.contains("PROBSERVE_DRAIN_TIMOUT_SECS")
+            && stderr.contains("PROBSERVE_DRAIN_TIMEOUT_SECS?"),
+        "the typo is named with a hint: {stderr}"
+    );
+    assert!(
+        !stderr.contains("PROBSERVE_SERVICE_HOST") && !stderr.contains("PROBSERVE_PORT_50051"),
+        "service links are not warned about: {stderr}"
+    );
+}
+
+/// Item 13 of issue 12: `--listen localhost:PORT` (and the metrics address, file and
+/// environment) accept host names; an unresolvable one is an error naming the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listen_addresses_accept_host_names() {
+    let out = Command::new(binary())
+        .args(["check-config", "--listen", "localhost:1003"])
+        .env("PROBSERVE_METRICS_LISTEN", "localhost:1004")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("listen = \"127.0.0.1:1003\""), "{text}");
+    assert!(
+        text.contains("metrics_listen = \"127.0.0.1:1004\""),
+        "{text}"
+    );
+    for (args, env, key) in [
+        (vec!["--listen", "no-such-host.invalid:1"], None, "--listen"),
+        (
+            vec![],
+            Some(("PROBSERVE_METRICS_LISTEN", "no-such-host.invalid:1")),
+            "METRICS_LISTEN",
+        ),
+    ] {
+        let mut cmd = Command::new(binary());
+        cmd.arg("check-config").args(args);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(key) && err.contains("no-such-host.invalid"),
+            "{err}"
+        );
+    }
+
+    // A real server listening on a host name answers on the address it resolves to.
+    let port = probserve_e2e::free_addr().port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(binary())
+        .args(["serve", "--listen", &format!("localhost:{port}")])
+        .arg("--metrics-listen")
+        .arg(probserve_e2e::free_addr().to_string())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut serving = false;
+    for _ in 0..600 {
+        if let Ok(ch) = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+            && let Ok(r) = tonic_health::pb::health_client::HealthClient::new(ch)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+            && r.into_inner().status == ServingStatus::Serving as i32
+        {
+            serving = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        serving,
+        "the server on localhost:{port} never answered health"
+    );
+}
