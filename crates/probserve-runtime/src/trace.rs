@@ -41,8 +41,9 @@ impl Record {
 ///
 /// A trace holds at most [`Trace::max_sites`] records (its memory budget, about
 /// 100 bytes each): pushes beyond it are dropped and mark the trace overflowed, and
-/// [`Trace::check_room`] (called by [`Trace::check_unique`], which every inference
-/// algorithm runs on each trace) then fails with [`ModelError::SiteLimit`].
+/// [`Trace::check_room`] then fails with [`ModelError::SiteLimit`]. The handlers
+/// check it after every push, so the run stops at the first site over the budget;
+/// [`Trace::check_unique`] checks it too.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trace {
     records: Vec<Record>,

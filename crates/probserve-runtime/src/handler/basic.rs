@@ -15,6 +15,7 @@ fn observe_into<D: ScalarDist + ?Sized>(
 ) -> Result<(), ModelError> {
     let lp = check_log_prob(addr, dist.log_prob(value))?;
     trace.push_observed(addr, value, lp);
+    trace.check_room()?;
     Ok(())
 }
 
@@ -26,11 +27,13 @@ fn observe_vector_into<D: VectorDist + ?Sized>(
 ) -> Result<(), ModelError> {
     let lp = check_log_prob(addr, dist.log_prob(value))?;
     trace.push_vector(addr, SiteKind::Observed, value, lp);
+    trace.check_room()?;
     Ok(())
 }
 
 fn factor_into(trace: &mut Trace, addr: Address, lw: f64) -> Result<(), ModelError> {
     trace.push_factor(addr, check_factor(addr, lw)?);
+    trace.check_room()?;
     Ok(())
 }
 
@@ -73,6 +76,7 @@ impl<R: Rng + ?Sized> Handler for PriorHandler<'_, R> {
         let x = check_value(addr, dist.sample(self.rng))?;
         let lp = check_log_prob(addr, dist.log_prob(x))?;
         self.trace.push_latent(addr, x, lp);
+        self.trace.check_room()?;
         Ok(x)
     }
     #[inline]
@@ -96,6 +100,7 @@ impl<R: Rng + ?Sized> Handler for PriorHandler<'_, R> {
     ) -> Result<(), ModelError> {
         let lp = fresh_vector(self.rng, addr, dist, out)?;
         self.trace.push_vector(addr, SiteKind::Latent, out, lp);
+        self.trace.check_room()?;
         Ok(())
     }
     fn observe_vector<D: VectorDist + ?Sized>(
@@ -163,6 +168,7 @@ impl<R: Rng + ?Sized> Handler for PriorPredictiveHandler<'_, R> {
         let mut buf = vec![0.0; value.len().max(dist.dim())];
         let lp = fresh_vector(self.rng, addr, dist, &mut buf)?;
         self.trace.push_vector(addr, SiteKind::Observed, &buf, lp);
+        self.trace.check_room()?;
         Ok(())
     }
 }
@@ -206,6 +212,7 @@ impl<R: Rng + ?Sized> Handler for ReplayHandler<'_, R> {
         };
         let lp = check_log_prob(addr, dist.log_prob(x))?;
         self.trace.push_latent(addr, x, lp);
+        self.trace.check_room()?;
         Ok(x)
     }
     fn observe<D: ScalarDist + ?Sized>(
@@ -244,6 +251,7 @@ impl<R: Rng + ?Sized> Handler for ReplayHandler<'_, R> {
             }
         };
         self.trace.push_vector(addr, SiteKind::Latent, out, lp);
+        self.trace.check_room()?;
         Ok(())
     }
     fn observe_vector<D: VectorDist + ?Sized>(
@@ -287,6 +295,7 @@ impl Handler for ScoreHandler<'_> {
         };
         let lp = check_log_prob(addr, dist.log_prob(x))?;
         self.trace.push_latent(addr, x, lp);
+        self.trace.check_room()?;
         Ok(x)
     }
     fn observe<D: ScalarDist + ?Sized>(
@@ -327,6 +336,7 @@ impl Handler for ScoreHandler<'_> {
         out.extend_from_slice(v);
         let lp = check_log_prob(addr, dist.log_prob(out))?;
         self.trace.push_vector(addr, SiteKind::Latent, out, lp);
+        self.trace.check_room()?;
         Ok(())
     }
     fn observe_vector<D: VectorDist + ?Sized>(

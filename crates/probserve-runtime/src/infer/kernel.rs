@@ -440,6 +440,7 @@ impl<R: Rng + ?Sized> Handler for ProposalHandler<'_, R> {
         };
         let lp = check_log_prob(addr, dist.log_prob(x))?;
         self.trace.push_latent(addr, x, lp);
+        self.trace.check_room()?;
         Ok(x)
     }
 
@@ -453,6 +454,7 @@ impl<R: Rng + ?Sized> Handler for ProposalHandler<'_, R> {
         self.cursor.find(&addr, SiteKind::Observed);
         let lp = check_log_prob(addr, dist.log_prob(value))?;
         self.trace.push_observed(addr, value, lp);
+        self.trace.check_room()?;
         Ok(())
     }
 
@@ -460,6 +462,7 @@ impl<R: Rng + ?Sized> Handler for ProposalHandler<'_, R> {
         self.cursor.find(&addr, SiteKind::Factor);
         self.trace
             .push_factor(addr, check_factor(addr, log_weight)?);
+        self.trace.check_room()?;
         Ok(())
     }
 
@@ -491,6 +494,7 @@ impl<R: Rng + ?Sized> Handler for ProposalHandler<'_, R> {
         }
         let lp = check_log_prob(addr, dist.log_prob(out))?;
         self.trace.push_vector(addr, SiteKind::Latent, out, lp);
+        self.trace.check_room()?;
         Ok(())
     }
 
@@ -503,6 +507,7 @@ impl<R: Rng + ?Sized> Handler for ProposalHandler<'_, R> {
         self.cursor.find(&addr, SiteKind::Observed);
         let lp = check_log_prob(addr, dist.log_prob(value))?;
         self.trace.push_vector(addr, SiteKind::Observed, value, lp);
+        self.trace.check_room()?;
         Ok(())
     }
 }
