@@ -273,3 +273,32 @@ fn a_long_random_intercept_likelihood_is_a_native_loop() {
     assert_eq!(count(&short, |op| matches!(op, Op::ObsLoop { .. })), 0);
     assert!(short.arrays.is_empty());
 }
+
+#[test]
+fn static_cost_is_fixed_only_when_no_loop_is_left() {
+    let src = "model m {\n  data n: int;\n  x ~ normal(0.0, 1.0);\n  for i in 0..n { factor(-0.5 * x * x); }\n  output x;\n}";
+    let bind = |n: i64| {
+        let m = compile(src).unwrap_or_else(|d| panic!("{d}"));
+        let inputs: Inputs = [("n".to_string(), InputValue::Int(n))].into();
+        m.bind(&inputs).unwrap_or_else(|e| panic!("{e:?}"))
+    };
+    // n = 0 and n = 10 unroll: fixed, and the ops and sites grow with n.
+    let none = bind(0).static_cost();
+    let ten = bind(10).static_cost();
+    assert!(none.fixed && ten.fixed, "{none:?} {ten:?}");
+    assert_eq!(none.sites, 1);
+    assert_eq!(ten.sites, 11);
+    assert!(ten.ops > none.ops);
+    // Beyond the unrolling limit the loop stays: the data sets the work.
+    let big = bind(1_000_000).static_cost();
+    assert!(!big.fixed, "{big:?}");
+    // A straight-line model: each op once, one site per sample or observation.
+    let src = builtin_model("temperature_sensor").expect("model");
+    let m = compile(src).unwrap_or_else(|d| panic!("{d}"));
+    let inputs: Inputs = [("reading".to_string(), InputValue::Real(22.0))].into();
+    let c = m
+        .bind(&inputs)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .static_cost();
+    assert_eq!((c.ops, c.sites, c.fixed), (3, 2, true));
+}
