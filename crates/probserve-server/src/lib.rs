@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod config;
 pub mod infer;
+pub mod pool;
 pub mod rollouts;
 pub mod run_cost;
 pub mod server;
