@@ -264,15 +264,16 @@ async fn registry_semantics_and_budgets() {
     assert!(!v.valid);
     assert!(v.diagnostics[0].message.contains("mu"), "{v:?}");
     assert!(v.diagnostics[0].rendered.contains('^'), "{v:?}");
-    // Latest is now 2.0.0 (default resolution), explicit version still reaches 1.0.0.
+    // A new version takes no default traffic: `stable` (1.0.0, the first version)
+    // keeps serving; an explicit version reaches 2.0.0.
     let r = inf
         .infer(temp_request(InferenceMethod::Importance, 500, 1))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.served_by.unwrap().version, "2.0.0");
+    assert_eq!(r.served_by.unwrap().version, "1.0.0");
     let mut req = temp_request(InferenceMethod::Importance, 500, 1);
-    req.version = "1.0.0".into();
+    req.version = "2.0.0".into();
     assert_eq!(
         inf.infer(req)
             .await
@@ -281,19 +282,32 @@ async fn registry_semantics_and_budgets() {
             .served_by
             .unwrap()
             .version,
-        "1.0.0"
+        "2.0.0"
     );
-    // A `stable` label wins over latest; archiving a labelled version is refused.
+    // Moving `stable` moves default traffic; archiving a labelled version is refused.
+    let label = |version: &str| SetVersionLabelRequest {
+        name: "temperature_sensor".into(),
+        label: "stable".into(),
+        version: version.into(),
+    };
     let l = reg
-        .set_version_label(SetVersionLabelRequest {
-            name: "temperature_sensor".into(),
-            label: "stable".into(),
-            version: "1.0.0".into(),
-        })
+        .set_version_label(label("2.0.0"))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(l.previous_version, "");
+    assert_eq!(l.previous_version, "1.0.0");
+    let r = inf
+        .infer(temp_request(InferenceMethod::Importance, 500, 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.served_by.unwrap().version, "2.0.0");
+    let l = reg
+        .set_version_label(label("1.0.0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(l.previous_version, "2.0.0");
     let r = inf
         .infer(temp_request(InferenceMethod::Importance, 500, 1))
         .await
