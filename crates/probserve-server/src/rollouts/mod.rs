@@ -245,12 +245,11 @@ impl Rollouts {
         seed: u64,
     ) -> Option<Routed> {
         let live = self.live.read();
-        let l = live
-            .values()
-            .find(|l| l.model == model && !l.rollout.state.phase.is_terminal())?;
-        if l.rollout.state.phase == Phase::Pending {
-            return None;
-        }
+        // Only a running or paused rollout routes. (Stores written before commands
+        // were single transactions can hold a stray pending rollout next to it.)
+        let l = live.values().find(|l| {
+            l.model == model && matches!(l.rollout.state.phase, Phase::Running | Phase::Paused)
+        })?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x05ee_d0fa_1100);
         let mut decision = route(&l.snapshot, key, attributes, &mut rng);
         if decision.reason == Reason::Default {
@@ -317,7 +316,10 @@ impl Rollouts {
             rollout: rollout.clone(),
         })
         .map_err(|e| RolloutError::Internal(e.to_string()))?;
-        let (base, cand) = (rollout.spec.baseline.clone(), rollout.spec.candidate.clone());
+        let (base, cand) = (
+            rollout.spec.baseline.clone(),
+            rollout.spec.candidate.clone(),
+        );
         let write = RolloutWrite {
             id: id.clone(),
             expected_revision: None,
@@ -425,7 +427,10 @@ impl Rollouts {
             detail: detail.clone(),
         };
         let promoted = rollout.state.phase == Phase::Promoted && t.audit.from != Phase::Promoted;
-        let (base, cand) = (rollout.spec.baseline.clone(), rollout.spec.candidate.clone());
+        let (base, cand) = (
+            rollout.spec.baseline.clone(),
+            rollout.spec.candidate.clone(),
+        );
         // What the change needs to be servable, checked inside its transaction.
         // Pause, rollback, abort, the kill switch and overrides need nothing: they
         // must work whatever happened to the versions.
