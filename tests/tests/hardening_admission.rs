@@ -216,7 +216,7 @@ async fn at_four_times_capacity_calls_are_shed_instead_of_all_waiting() {
         }
     }
     ok.sort();
-    println!(
+    eprintln!(
         "4x load: compute {:?}/call, {} sent, {} ok, {} shed, other {:?}; admitted p50 {:?} p99 {:?}",
         compute,
         i,
@@ -274,7 +274,7 @@ async fn streams_are_admitted_per_item() {
             }
         }
     }
-    println!(
+    eprintln!(
         "64 streams × 8 items, limit 16: {ok} ok, {item_shed} items shed, {call_shed} streams shed, other {other:?}"
     );
     assert!(item_shed > 0, "no item was shed: admission is per stream");
