@@ -137,4 +137,3 @@ fn item_status(s: &Status) -> ItemStatus {
         field_violations,
     }
 }
-
