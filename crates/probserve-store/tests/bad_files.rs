@@ -81,10 +81,14 @@ fn truncated_files_are_refused() {
         // is only free space) opened with its data intact. Never a panic, never
         // an empty store.
         match RedbStore::open(&path) {
-            Err(e) => assert!(
-                matches!(e, StoreError::NotAStore { .. }),
-                "truncated to {len}: {e:?}"
-            ),
+            Err(e) => {
+                assert!(
+                    matches!(e, StoreError::NotAStore { .. }),
+                    "truncated to {len}: {e:?}"
+                );
+                assert!(e.to_string().contains("truncated"), "{len}: {e}");
+                assert_eq!(std::fs::read(&path).ok().as_deref(), Some(&good[..len]));
+            }
             Ok(store) => assert_eq!(
                 store
                     .model_summary("m")
@@ -119,10 +123,14 @@ fn corrupted_files_are_refused() {
         }
         std::fs::write(&path, &bad).expect("write");
         match RedbStore::open(&path) {
-            Err(e) => assert!(
-                matches!(e, StoreError::NotAStore { .. }),
-                "corrupted at {at}..{end}: {e:?}"
-            ),
+            Err(e) => {
+                assert!(
+                    matches!(e, StoreError::NotAStore { .. }),
+                    "corrupted at {at}..{end}: {e:?}"
+                );
+                assert!(!e.to_string().contains('\n'), "one-line message: {e}");
+                assert_eq!(std::fs::read(&path).ok(), Some(bad), "left untouched");
+            }
             // redb keeps two commit slots and may fall back to the intact one.
             Ok(store) => {
                 let _ = store.model_summary("m");

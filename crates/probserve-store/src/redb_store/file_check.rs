@@ -2,7 +2,8 @@
 //!
 //! redb treats an empty file as a new database and panics on some damaged ones.
 //! Neither may reach the operator: [`check_existing`] looks at the file first
-//! (regular file, not empty, long enough for a header, redb's signature), and
+//! (regular file, not empty, long enough for a header, redb's signature, a
+//! header layout that fits in the file), and
 //! [`guarded`] turns whatever redb still reports about the file, a panic
 //! included, into [`StoreError::NotAStore`] without printing a backtrace.
 
@@ -49,15 +50,55 @@ pub(super) fn check_existing(path: &Path, meta: &std::fs::Metadata) -> Result<()
             ),
         ));
     }
-    let mut head = [0u8; REDB_SIGNATURE.len()];
+    let mut head = [0u8; 32];
     std::fs::File::open(path)?.read_exact(&mut head)?;
-    if head != REDB_SIGNATURE {
+    if head[..REDB_SIGNATURE.len()] != REDB_SIGNATURE {
         return Err(not_a_store(
             path,
             "it does not start with the redb file signature (another kind of file, or its header was overwritten)",
         ));
     }
-    Ok(())
+    match layout_len(&head) {
+        None => Err(not_a_store(
+            path,
+            "its header describes an impossible layout (the header is corrupted)",
+        )),
+        Some(need) if len < need => Err(not_a_store(
+            path,
+            format!(
+                "the file is {len} bytes but its header says the store spans {need} bytes (truncated?)"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The file length redb 2's header says the store needs (redb asserts the file is
+/// at least this long when it opens it), or `None` if the fields are impossible.
+/// Header layout (little-endian u32s): page size at 12, region header pages at
+/// 16, region max data pages at 20, full regions at 24, trailing region pages at 28.
+fn layout_len(head: &[u8; 32]) -> Option<u64> {
+    let field = |at: usize| -> Option<u64> {
+        let bytes: [u8; 4] = head.get(at..at + 4)?.try_into().ok()?;
+        Some(u64::from(u32::from_le_bytes(bytes)))
+    };
+    let page = field(12)?;
+    let (header_pages, max_data_pages) = (field(16)?, field(20)?);
+    let (full_regions, trailing) = (field(24)?, field(28)?);
+    if !page.is_power_of_two() || !(512..=1 << 20).contains(&page) {
+        return None;
+    }
+    let full_len = header_pages
+        .checked_add(max_data_pages)?
+        .checked_mul(page)?;
+    let regions = full_regions + u64::from(trailing > 0);
+    let last_len = if trailing > 0 {
+        header_pages.checked_add(trailing)?.checked_mul(page)?
+    } else {
+        full_len
+    };
+    let before_last = regions.checked_sub(1)?.checked_mul(full_len)?;
+    page.checked_add(before_last)?.checked_add(last_len)
 }
 
 /// Runs a redb open, mapping file problems and panics to [`StoreError::NotAStore`].
@@ -98,6 +139,7 @@ pub(super) fn guarded_result<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> R
             .downcast_ref::<String>()
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
+            .and_then(|m| m.lines().next())
             .unwrap_or("no message");
         Err(not_a_store(
             path,
