@@ -109,6 +109,29 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
         .and_then(|s| s.parse().ok())
 }
 
+/// `grpc-message` is percent-encoded (tonic encodes spaces too).
+fn percent_decode(raw: &[u8]) -> String {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                raw.get(i + 1).copied().and_then(hex),
+                raw.get(i + 2).copied().and_then(hex),
+            )
+        {
+            // Two hex digits: at most 0xff.
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The messages tonic's framing gives a message over `max_message_bytes`.
 const OVERSIZED: [&str; 2] = [
     "Error, decoded message length too large",
@@ -126,7 +149,7 @@ fn observed_status(headers: &mut http::HeaderMap) -> Option<i32> {
     }
     let message = headers
         .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
+        .map(|v| percent_decode(v.as_bytes()))
         .unwrap_or_default();
     if !OVERSIZED.iter().any(|p| message.starts_with(p)) {
         return Some(code);
@@ -258,5 +281,31 @@ impl<B: Body> Body for ObservedBody<B> {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversized_out_of_range_becomes_resource_exhausted() {
+        let mut h = tonic::Status::out_of_range(
+            "Error, decoded message length too large: found 100061 bytes, the limit is: 65536 bytes",
+        )
+        .to_header_map()
+        .unwrap();
+        assert_eq!(observed_status(&mut h), Some(8));
+        let s = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().contains("100061 bytes"), "{}", s.message());
+        let d = <tonic::Status as tonic_types::StatusExt>::get_error_details(&s);
+        assert_eq!(d.error_info().unwrap().reason, "MESSAGE_TOO_LARGE");
+        // Any other OUT_OF_RANGE is left alone.
+        let mut h = tonic::Status::out_of_range("past the end")
+            .to_header_map()
+            .unwrap();
+        assert_eq!(observed_status(&mut h), Some(11));
+        assert_eq!(percent_decode(b"a%20b%zz%4"), "a b%zz%4");
     }
 }
