@@ -1,6 +1,7 @@
 //! A real `kill -9` test: a child process writes in a loop and prints each
 //! acknowledged write; the parent SIGKILLs it at an arbitrary point, reopens the
-//! file and checks that every acknowledged write is there and nothing else is.
+//! file and checks that every acknowledged write is there and nothing else is, and
+//! that a rollout write and the label it moves landed together or not at all.
 //!
 //! The child is this same test binary re-executed with `--exact writer_child`
 //! and `PROBSERVE_STORE_WRITER=<path>`; without that variable `writer_child` does
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use probserve_store::conformance::new_version;
-use probserve_store::{AuditEntry, RedbStore, Store};
+use probserve_store::{AuditEntry, LabelMove, RedbStore, RolloutWrite, Store};
 use serde_json::json;
 
 const WRITER_ENV: &str = "PROBSERVE_STORE_WRITER";
@@ -40,7 +41,8 @@ fn audit(round: u64, i: u64) -> AuditEntry {
     }
 }
 
-/// Child mode: register versions and update a rollout (with audit) in a loop,
+/// Child mode: register versions and update a rollout (with audit, moving the
+/// `stable` label to the version just registered, as a promotion does) in a loop,
 /// printing `ACK <i> <version seq> <rollout revision> <audit seq>` after each
 /// acknowledged pair of writes.
 #[test]
@@ -64,8 +66,21 @@ fn writer_child() {
                 &source_of(round, i),
             ))
             .expect("child: register");
+        let version = version_of(round, i);
         let commit = store
-            .put_rollout_with_audit(&rollout, revision, &json!({ "i": i }), &audit(round, i))
+            .commit_rollout(&RolloutWrite {
+                id: rollout.clone(),
+                expected_revision: revision,
+                value: json!({ "i": i }),
+                audit: audit(round, i),
+                require_servable: vec![("durable".into(), version.clone())],
+                labels: vec![LabelMove {
+                    model: "durable".into(),
+                    label: "stable".into(),
+                    version,
+                    only_if_unset: false,
+                }],
+            })
             .expect("child: rollout");
         revision = Some(commit.revision);
         let line = format!(
@@ -202,6 +217,14 @@ fn kill_9_loses_no_acknowledged_write() {
             last.revision
         );
         assert_eq!(done + 1, revision, "rollout state and revision agree");
+        assert_eq!(
+            store
+                .get_label("durable", "stable")
+                .expect("label")
+                .as_deref(),
+            Some(version_of(round, done).as_str()),
+            "the label moved in the rollout's transaction landed with it"
+        );
         let round_versions = store
             .list_versions("durable", 1000, "")
             .and_then(|first| {
