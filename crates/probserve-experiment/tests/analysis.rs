@@ -269,3 +269,23 @@ fn simpsons_paradox_on_a_continuous_metric() {
     assert!(r.simpson);
     assert!(r.segments[0].p_adjusted >= r.segments[0].p_value);
 }
+
+#[test]
+fn outcome_metrics_are_bounded() {
+    use probserve_experiment::metrics::{
+        ArmMetrics, MAX_OUTCOME_METRIC_BYTES, MAX_OUTCOME_METRICS,
+    };
+    let mut arm = ArmMetrics::default();
+    assert!(
+        arm.record_outcome(&"m".repeat(MAX_OUTCOME_METRIC_BYTES + 1), 1.0, true)
+            .is_err()
+    );
+    for i in 0..MAX_OUTCOME_METRICS {
+        assert!(arm.record_outcome(&format!("m{i}"), 1.0, true).is_ok());
+    }
+    assert!(arm.record_outcome("one-more", 1.0, true).is_err());
+    assert!(
+        arm.record_outcome("m0", 0.0, true).is_ok(),
+        "known metrics still record"
+    );
+}

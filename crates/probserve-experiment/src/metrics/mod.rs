@@ -58,6 +58,12 @@ pub struct ArmMetrics {
     pub outcomes: BTreeMap<String, Outcome>,
 }
 
+/// Most distinct outcome metrics one arm records (each costs memory for the
+/// rollout's lifetime, so a caller cannot create them without bound).
+pub const MAX_OUTCOME_METRICS: usize = 32;
+/// Longest outcome metric name, in bytes.
+pub const MAX_OUTCOME_METRIC_BYTES: usize = 64;
+
 impl ArmMetrics {
     /// Record one call.
     pub fn record(&mut self, obs: &Observation) {
@@ -87,6 +93,17 @@ impl ArmMetrics {
         if !value.is_finite() {
             return Err(ExperimentError::input(format!(
                 "outcome `{metric}` is not finite"
+            )));
+        }
+        if metric.is_empty() || metric.len() > MAX_OUTCOME_METRIC_BYTES {
+            return Err(ExperimentError::input(format!(
+                "outcome metric names must be 1 to {MAX_OUTCOME_METRIC_BYTES} bytes, got {}",
+                metric.len()
+            )));
+        }
+        if !self.outcomes.contains_key(metric) && self.outcomes.len() >= MAX_OUTCOME_METRICS {
+            return Err(ExperimentError::input(format!(
+                "an arm records at most {MAX_OUTCOME_METRICS} distinct outcome metrics"
             )));
         }
         let entry = self.outcomes.entry(metric.to_owned()).or_insert_with(|| {
