@@ -484,6 +484,11 @@ async fn bad_rollout_plans_are_refused_naming_the_field() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert_eq!(violations(&e), ["id"]);
+    let mut long_reason = create("plan-r", base(), true);
+    long_reason.reason = "x".repeat(5000);
+    let e = exp.create_rollout(long_reason).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(violations(&e), ["reason"]);
     let left = exp
         .list_rollouts(ListRolloutsRequest::default())
         .await

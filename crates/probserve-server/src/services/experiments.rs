@@ -73,6 +73,11 @@ pub fn from_rollout(e: RolloutError) -> Status {
     }
 }
 
+/// Longest actor name kept in the audit log, in bytes.
+const MAX_ACTOR_BYTES: usize = 256;
+/// Longest reason kept in the audit log, in bytes.
+const MAX_REASON_BYTES: usize = 4096;
+
 fn actor(name: &str) -> Result<Actor, Status> {
     if name.trim().is_empty() {
         return Err(invalid_argument(
@@ -80,7 +85,30 @@ fn actor(name: &str) -> Result<Actor, Status> {
             vec![("context.actor".into(), "must not be empty".into())],
         ));
     }
+    if name.len() > MAX_ACTOR_BYTES {
+        return Err(invalid_argument(
+            "actor is too long",
+            vec![(
+                "context.actor".into(),
+                format!("at most {MAX_ACTOR_BYTES} bytes, got {}", name.len()),
+            )],
+        ));
+    }
     Ok(Actor::Operator(name.to_owned()))
+}
+
+/// Audit reasons are stored with every change, so they are bounded.
+fn check_reason(field: &str, reason: &str) -> Result<(), Status> {
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(invalid_argument(
+            format!("{field} is too long"),
+            vec![(
+                field.into(),
+                format!("at most {MAX_REASON_BYTES} bytes, got {}", reason.len()),
+            )],
+        ));
+    }
+    Ok(())
 }
 
 impl Experiments {
@@ -104,6 +132,7 @@ impl Experiments {
             )
         })?;
         let who = actor(&ctx.actor)?;
+        check_reason("context.reason", &ctx.reason)?;
         let r = self
             .rollouts
             .command(&ctx.id, command, who, &ctx.reason, ctx.expected_revision)
@@ -129,10 +158,11 @@ impl ExperimentService for Experiments {
         let r = req.into_inner();
         let who = actor(&r.actor).map_err(|_| {
             invalid_argument(
-                "actor is required",
-                vec![("actor".into(), "must not be empty".into())],
+                "actor is required (at most 256 bytes)",
+                vec![("actor".into(), "must be 1 to 256 bytes".into())],
             )
         })?;
+        check_reason("reason", &r.reason)?;
         probserve_store::validate::validate_slug("id", &r.id)
             .map_err(|e| invalid_argument(e.to_string(), vec![("id".into(), e.to_string())]))?;
         let p = r.spec.ok_or_else(|| {
