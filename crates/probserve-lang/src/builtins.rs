@@ -351,14 +351,28 @@ pub(crate) fn distribution(name: &str) -> Option<&'static DistSig> {
     DISTRIBUTIONS.iter().find(|d| d.name == name)
 }
 
+/// Names longer than this get no "did you mean" hint.
+const MAX_SUGGEST_LEN: usize = 64;
+
 /// The closest known name within edit distance 2, for "did you mean" hints.
+///
+/// Candidates whose length differs by more than 2 are skipped before any distance
+/// is computed, and long names are not searched, so a hint costs at most a few
+/// thousand character comparisons per candidate.
 pub(crate) fn suggest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {
+    if name.len() > MAX_SUGGEST_LEN {
+        return None;
+    }
     candidates
         .into_iter()
-        .map(|c| (edit_distance(name, c), c))
+        .filter(|c| c.len().abs_diff(name.len()) <= 2 * 4 && c.len() <= MAX_SUGGEST_LEN + 8)
+        .map(|c| {
+            crate::diag::work(name.len() * c.len() + 1);
+            (edit_distance(name, c), c)
+        })
         .filter(|(d, _)| *d <= 2 && *d < name.len().max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)

@@ -129,7 +129,8 @@ pub(crate) fn lex(source: &str, sink: &mut Sink<'_>) -> Vec<Token> {
     loop {
         skip_trivia(&mut input, source, sink);
         let start = source.len() - input.len();
-        if input.is_empty() {
+        // Out of budget: end the stream here (the caller answers the budget error).
+        if input.is_empty() || sink.meter().tick() {
             tokens.push(Token {
                 tok: Tok::Eof,
                 span: Span::new(start, start),

@@ -34,6 +34,7 @@
 mod ast;
 mod bind;
 mod bound;
+mod budget;
 mod builtins;
 mod check;
 pub mod diag;
@@ -49,13 +50,14 @@ mod vm;
 
 pub use bind::{InputError, InputValue, Inputs, Lowering};
 pub use bound::{BoundModel, DEFAULT_STEP_LIMIT};
+pub use budget::{CompileBudget, CompileError};
 pub use diag::{DiagKind, Diagnostic, Diagnostics, Span};
 pub use draw::Draw;
-pub use plan::StaticCost;
 pub use model::{
     CompiledModel, DataDecl, DataType, ElemType, LatentInfo, MAX_SOURCE_BYTES, ModelInfo, Shape,
-    VecSize, compile, validate,
+    VecSize, compile, compile_with, validate, validate_with,
 };
+pub use plan::StaticCost;
 
 /// The built-in example models: `(name, version, source)`.
 pub fn builtin_models() -> &'static [(&'static str, &'static str, &'static str)] {

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::diag::{Diagnostics, Sink};
+use crate::budget::{CompileBudget, CompileError};
+use crate::diag::{DiagKind, Diagnostics, Sink, Span};
 use crate::ir;
 
 /// Element type of a data declaration or latent.
@@ -166,31 +167,63 @@ pub const MAX_SOURCE_BYTES: usize = 1 << 20;
 
 /// Parses, checks and compiles `source`.
 ///
-/// On failure every error found is returned at once, each with line, column and a
+/// On failure the errors found are returned at once (the first
+/// [`crate::diag::MAX_ERRORS`], the rest counted), each with line, column and a
 /// rendered snippet.
 pub fn compile(source: &str) -> Result<CompiledModel, Diagnostics> {
-    let mut sink = Sink::new(source);
+    match compile_with(source, &CompileBudget::unlimited()) {
+        Ok(m) => Ok(m),
+        Err(CompileError::Invalid(d)) => Err(d),
+        // An unlimited budget never fires; say so rather than panic if it did.
+        Err(e) => {
+            let mut sink = Sink::new(source);
+            sink.error(DiagKind::Invalid, Span::new(0, 0), e.to_string());
+            Err(sink.finish())
+        }
+    }
+}
+
+/// [`compile`] under a time budget: the source size is checked before any work, and
+/// the budget between phases and inside their loops, so compilation stops soon after
+/// the deadline passes or the cancel token fires.
+///
+/// # Errors
+/// [`CompileError::Invalid`] with the diagnostics; [`CompileError::OverBudget`] or
+/// [`CompileError::Cancelled`] when the budget ran out first.
+pub fn compile_with(source: &str, budget: &CompileBudget) -> Result<CompiledModel, CompileError> {
+    let mut sink = Sink::with_budget(source, budget);
     if source.len() > MAX_SOURCE_BYTES {
         sink.error(
-            crate::diag::DiagKind::Invalid,
-            crate::diag::Span::new(0, 0),
+            DiagKind::Invalid,
+            Span::new(0, 0),
             format!(
                 "model source is {} bytes; at most {MAX_SOURCE_BYTES} are accepted",
                 source.len()
             ),
         );
-        return Err(sink.finish());
+        return Err(CompileError::Invalid(sink.finish()));
     }
+    let fail = |sink: Sink<'_>| {
+        let (diagnostics, meter) = sink.split();
+        meter.error().unwrap_or(CompileError::Invalid(diagnostics))
+    };
+    sink.meter().phase("lexing");
     let tokens = crate::lexer::lex(source, &mut sink);
+    if sink.meter().check() {
+        return Err(fail(sink));
+    }
+    sink.meter().phase("parsing");
     let ast = crate::parser::parse(source, &tokens, &mut sink);
+    drop(tokens);
     // Semantic checks on a partly parsed program would report names from the broken
     // statements as undefined, so they run only on a clean parse.
-    let Some(ast) = ast.filter(|_| !sink.has_errors()) else {
-        return Err(sink.finish());
+    let Some(ast) = ast.filter(|_| !sink.has_errors() && !sink.meter().check()) else {
+        return Err(fail(sink));
     };
+    sink.meter().phase("checking");
     let checked = crate::check::check(&ast, &mut sink);
-    if sink.has_errors() {
-        return Err(sink.finish());
+    if sink.has_errors() || sink.meter().check() {
+        return Err(fail(sink));
     }
     let info = ModelInfo {
         name: ast.name.name.clone(),
@@ -220,4 +253,12 @@ pub fn compile(source: &str) -> Result<CompiledModel, Diagnostics> {
 /// Checks `source` like [`compile`] and describes the model.
 pub fn validate(source: &str) -> Result<ModelInfo, Diagnostics> {
     compile(source).map(|m| m.inner.info.clone())
+}
+
+/// [`validate`] under a time budget (see [`compile_with`]).
+///
+/// # Errors
+/// As [`compile_with`].
+pub fn validate_with(source: &str, budget: &CompileBudget) -> Result<ModelInfo, CompileError> {
+    compile_with(source, budget).map(|m| m.inner.info.clone())
 }

@@ -16,6 +16,7 @@ use winnow::token::any;
 use crate::ast::{
     BinOp, ElemTy, Expr, ExprKind, Ident, Program, SizeSpec, Stmt, StmtKind, Target, TypeSpec, UnOp,
 };
+use crate::budget::Meter;
 use crate::diag::{DiagKind, Sink, Span};
 use crate::lexer::{Tok, Token};
 
@@ -31,6 +32,8 @@ struct State<'s, 'k> {
     src: &'s str,
     depth: usize,
     errors: &'k RefCell<Vec<(Span, String)>>,
+    /// The compile budget: ticked per statement, argument and skipped token.
+    meter: &'k Meter<'k>,
 }
 
 type In<'t, 's, 'k> = Stateful<TokenSlice<'t, Token>, State<'s, 'k>>;
@@ -40,15 +43,18 @@ type PResult<T> = ModalResult<T>;
 /// even the `model name {` header could be read; all errors go to `sink`.
 pub(crate) fn parse(source: &str, tokens: &[Token], sink: &mut Sink<'_>) -> Option<Program> {
     let errors = RefCell::new(Vec::new());
-    let mut input = Stateful {
-        input: TokenSlice::new(tokens),
-        state: State {
-            src: source,
-            depth: 0,
-            errors: &errors,
-        },
+    let result = {
+        let mut input = Stateful {
+            input: TokenSlice::new(tokens),
+            state: State {
+                src: source,
+                depth: 0,
+                errors: &errors,
+                meter: sink.meter(),
+            },
+        };
+        program(&mut input)
     };
-    let result = program(&mut input);
     for (span, msg) in errors.into_inner() {
         sink.error(DiagKind::Syntax, span, msg);
     }
@@ -87,7 +93,8 @@ fn stmts(i: &mut In<'_, '_, '_>) -> Vec<Stmt> {
     let mut out = Vec::new();
     loop {
         let start = peek(i);
-        if matches!(start.tok, Tok::RBrace | Tok::Eof) {
+        // Out of budget: stop here (the caller answers the budget error).
+        if matches!(start.tok, Tok::RBrace | Tok::Eof) || i.state.meter.tick() {
             return out;
         }
         let snapshot = i.input;
@@ -117,6 +124,9 @@ fn stmts(i: &mut In<'_, '_, '_>) -> Vec<Stmt> {
 fn recover(i: &mut In<'_, '_, '_>) {
     let mut depth = 0usize;
     loop {
+        if i.state.meter.tick() {
+            return;
+        }
         match peek(i).tok {
             Tok::Eof => return,
             Tok::RBrace if depth == 0 => return,
@@ -327,6 +337,9 @@ fn args(i: &mut In<'_, '_, '_>) -> PResult<Vec<Expr>> {
     }
     let mut list = Vec::new();
     loop {
+        if i.state.meter.tick() {
+            return Err(cut(StrContext::Label("compile budget")));
+        }
         list.push(cut_err(expr).parse_next(i)?);
         if peek(i).tok != Tok::Comma {
             break;

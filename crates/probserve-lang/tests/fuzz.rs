@@ -273,7 +273,7 @@ proptest! {
 fn diagnostics_are_capped_on_garbage() {
     let src = "$".repeat(100_000);
     let d = compile(&src).expect_err("garbage");
-    assert_eq!(d.errors.len(), 100);
+    assert_eq!(d.errors.len(), probserve_lang::diag::MAX_ERRORS);
     assert!(d.more > 0);
     let too_big = " ".repeat(probserve_lang::MAX_SOURCE_BYTES + 1);
     assert!(

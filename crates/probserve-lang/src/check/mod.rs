@@ -144,6 +144,10 @@ impl Checker<'_, '_> {
     fn block(&mut self, body: &[Stmt], top: bool) -> Vec<St> {
         let mut out = Vec::with_capacity(body.len());
         for s in body {
+            // Out of budget: stop checking (the caller answers the budget error).
+            if self.sink.meter().tick() {
+                break;
+            }
             if let Some(st) = self.stmt(s, top) {
                 out.push(st);
             }
@@ -303,15 +307,21 @@ impl Checker<'_, '_> {
     }
 
     pub(super) fn undefined(&mut self, name: &Ident) {
-        let mut known: Vec<&str> = self
-            .scopes
-            .iter()
-            .flat_map(|s| s.keys().map(String::as_str))
-            .collect();
-        known.extend(self.arrays.keys().map(String::as_str));
-        let hint = builtins::suggest(&name.name, known)
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
+        // The "did you mean" search looks at every name in scope, so it runs only for
+        // a diagnostic that is kept: a source full of undefined names costs time
+        // linear in its length, not in names × errors.
+        let hint = if self.sink.is_full() {
+            String::new()
+        } else {
+            let known = self
+                .scopes
+                .iter()
+                .flat_map(|s| s.keys().map(String::as_str))
+                .chain(self.arrays.keys().map(String::as_str));
+            builtins::suggest(&name.name, known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default()
+        };
         self.error(
             DiagKind::UndefinedName,
             name.span,
@@ -319,8 +329,9 @@ impl Checker<'_, '_> {
         );
     }
 
+    /// The 1-based line of `span`'s start (a binary search in the sink's line index).
     pub(super) fn line_of(&self, span: Span) -> usize {
-        crate::diag::Diagnostic::new(DiagKind::Invalid, self.sink.source(), span, "").line
+        self.sink.line_at(span.start).0
     }
 
     pub(super) fn intern(&mut self, name: &str) -> SiteId {
