@@ -100,12 +100,11 @@ pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, Exp
             .map(|s| Ok((s.candidate_bps, duration_ms(s.min_duration.as_ref())?)))
             .collect::<Result<_, ExperimentError>>()?
     };
-    let strategy = pb::RolloutStrategy::try_from(p.strategy).map_err(|_| {
-        ExperimentError::InvalidConfig {
+    let strategy =
+        pb::RolloutStrategy::try_from(p.strategy).map_err(|_| ExperimentError::InvalidConfig {
             field: "strategy",
             reason: format!("unknown strategy {}", p.strategy),
-        }
-    })?;
+        })?;
     let mut spec = match strategy {
         pb::RolloutStrategy::Shadow => {
             let mirror = p
