@@ -61,6 +61,44 @@ fn endless_request(method: InferenceMethod) -> InferRequest {
     }
 }
 
+/// `k` outputs computed from one latent: cheap to sample, each output summarized.
+const WIDE: &str = "model wide {\n  data k: int;\n  x ~ normal(0.0, 1.0);\n  for i in 0..k {\n    let w[i] = x * 2.0;\n  }\n  output w;\n}\n";
+
+async fn register_wide(server: &Server) {
+    ModelRegistryServiceClient::new(server.channel().await)
+        .register_model(RegisterModelRequest {
+            name: "wide".into(),
+            version: "1.0.0".into(),
+            source: WIDE.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("register wide");
+}
+
+/// MCMC on `wide` with `k` outputs, 8 chains of `draws` (one warm-up step).
+fn wide_mcmc(k: i64, draws: u32) -> InferRequest {
+    InferRequest {
+        model: "wide".into(),
+        inputs: [(
+            "k".to_owned(),
+            Value {
+                kind: Some(Kind::Int(k)),
+            },
+        )]
+        .into(),
+        method: InferenceMethod::Mcmc as i32,
+        options: Some(InferenceOptions {
+            num_samples: draws,
+            num_chains: 8,
+            num_warmup: 1,
+            ..Default::default()
+        }),
+        seed: Some(1),
+        ..Default::default()
+    }
+}
+
 async fn register_loopy(server: &Server) {
     ModelRegistryServiceClient::new(server.channel().await)
         .register_model(RegisterModelRequest {
@@ -280,4 +318,37 @@ async fn streams_are_admitted_per_item() {
     assert!(item_shed > 0, "no item was shed: admission is per stream");
     assert!(ok > 0);
     assert!(other.is_empty(), "{other:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcmc_summaries_stop_at_the_deadline() {
+    let server = Server::start(Options {
+        config_toml: Some("inference_threads = 1\n".into()),
+        ..Default::default()
+    })
+    .await;
+    register_wide(&server).await;
+    let ch = server.channel().await;
+    // Sampling takes well under a second; summarizing 200 outputs of 8 × 20,000
+    // strongly autocorrelated draws takes tens of seconds (the ESS walks many lags).
+    let mut heavy = tonic::Request::new(wide_mcmc(200, 20_000));
+    heavy.set_timeout(Duration::from_secs(4));
+    let e = InferenceServiceClient::new(ch.clone())
+        .infer(heavy)
+        .await
+        .expect_err("the summaries cannot finish within 4 s");
+    // tonic's client answers its own timer with CANCELLED("Timeout expired").
+    assert!(
+        matches!(e.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{e:?}"
+    );
+    // The only worker is free again: the summaries stopped at the deadline. On the
+    // old code they ran on for half a minute and this call timed out in the queue.
+    let mut cheap = tonic::Request::new(temp_request(InferenceMethod::Importance, 100, 2));
+    cheap.set_timeout(Duration::from_secs(10));
+    let r = InferenceServiceClient::new(ch)
+        .infer(cheap)
+        .await
+        .expect("the worker must be free after the deadline");
+    assert_eq!(r.into_inner().outputs.len(), 2);
 }
