@@ -3,7 +3,10 @@
 //!
 //! Versions are immutable, so a compiled program never goes stale: the cache is
 //! keyed by content hash and only bounded in size. Store calls are synchronous and
-//! run on tokio's blocking pool; compilation is CPU work and runs there too.
+//! run on tokio's blocking pool. Compilation is CPU work a caller controls, so it
+//! runs on the bounded inference pool, under the same admission as inference, with
+//! a time budget (the call's deadline, at most [`MAX_COMPILE_TIME`]) that the
+//! compiler checks in its loops, and it stops when the call is dropped.
 //!
 //! Resolutions (name + version/label → version) are cached too, tagged with the
 //! store's [`registry_generation`](Store::registry_generation) read before the
@@ -13,12 +16,19 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use probserve_lang::{CompiledModel, Diagnostics};
+use probserve_lang::{CompileBudget, CompileError, CompiledModel, Diagnostics};
+use probserve_runtime::CancelToken;
 use probserve_store::{ModelVersion, NewModelVersion, RegisterOutcome, Store, StoreError};
 
+use crate::infer::{CancelOnDrop, InferencePool, RunError};
 use crate::run_cost::RunCost;
+
+/// The longest one compilation may run, whatever the caller's deadline (a 1 MiB
+/// source compiles in well under a second).
+pub const MAX_COMPILE_TIME: Duration = Duration::from_secs(10);
 
 /// Compiled programs kept at most; beyond this the cache is cleared (versions are
 /// recompiled on next use, which takes microseconds).
@@ -33,8 +43,28 @@ pub enum CatalogError {
     /// The source does not compile.
     #[error("model source does not compile: {0}")]
     Compile(Diagnostics),
+    /// Compilation did not finish within its time budget, or waited past the call's
+    /// deadline for a CPU worker.
+    #[error("{message}")]
+    CompileBudget {
+        /// What ran out, for the client.
+        message: String,
+        /// True when the call's own deadline was the limit (rather than
+        /// [`MAX_COMPILE_TIME`]).
+        callers_deadline: bool,
+    },
+    /// Compilation stopped because the call was dropped.
+    #[error("{0}")]
+    CompileCancelled(String),
+    /// The CPU pool is saturated; compilation was not started.
+    #[error("{0}")]
+    Overloaded(String),
     /// A stored version no longer compiles (the language changed incompatibly).
-    #[error("stored model {name}@{version} does not compile with this server: {diagnostics}")]
+    #[error(
+        "stored model {name}@{version} does not compile with this server: {} error(s), first: {}",
+        diagnostics.len() + diagnostics.more,
+        diagnostics.iter().next().map_or("?", |d| d.message.as_str())
+    )]
     StoredDoesNotCompile {
         /// Model name.
         name: String,
@@ -78,6 +108,7 @@ type Compiled = (Arc<CompiledModel>, Arc<RunCost>);
 /// The catalog; cheap to share behind an `Arc`.
 pub struct Catalog {
     store: Arc<dyn Store>,
+    pool: Arc<InferencePool>,
     compiled: Mutex<HashMap<String, Compiled>>,
     resolved: parking_lot::RwLock<ResolutionCache>,
 }
@@ -107,10 +138,11 @@ fn now_millis() -> u64 {
 }
 
 impl Catalog {
-    /// A catalog over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A catalog over `store`, compiling on `pool`.
+    pub fn new(store: Arc<dyn Store>, pool: Arc<InferencePool>) -> Self {
         Self {
             store,
+            pool,
             compiled: Mutex::new(HashMap::new()),
             resolved: parking_lot::RwLock::new(HashMap::new()),
         }
@@ -132,9 +164,62 @@ impl Catalog {
             .clone()
     }
 
-    /// Compiles `source` (on the blocking pool).
-    pub async fn compile(source: String) -> Result<CompiledModel, CatalogError> {
-        blocking(move || probserve_lang::compile(&source))
+    /// Compiles `source` on the CPU pool, by `deadline` (or [`MAX_COMPILE_TIME`] from
+    /// now, if sooner); `Ok(Err(..))` is a source with errors.
+    ///
+    /// The pool's admission applies (a saturated pool refuses at once), the budget
+    /// is checked inside the compiler's loops, and dropping the returned future
+    /// (client gone, drain timeout) cancels the compilation.
+    pub async fn compile_checked(
+        &self,
+        source: String,
+        deadline: Option<Instant>,
+    ) -> Result<Result<CompiledModel, Diagnostics>, CatalogError> {
+        let now = Instant::now();
+        let limit = now.checked_add(MAX_COMPILE_TIME).unwrap_or(now);
+        let (until, callers_deadline) = match deadline {
+            Some(d) if d < limit => (d, true),
+            _ => (limit, false),
+        };
+        let cancel = CancelToken::new().with_deadline(until);
+        let _cancel_on_drop = CancelOnDrop(cancel.clone());
+        let budget = CompileBudget::new(until, cancel);
+        let job = move || Ok(probserve_lang::compile_with(&source, &budget));
+        match self.pool.run(until, job).await {
+            Ok((Ok(model), _)) => Ok(Ok(model)),
+            Ok((Err(CompileError::Invalid(d)), _)) => Ok(Err(d)),
+            Ok((Err(e @ CompileError::Cancelled { .. }), _)) => {
+                Err(CatalogError::CompileCancelled(e.to_string()))
+            }
+            Ok((Err(e), _)) => Err(CatalogError::CompileBudget {
+                message: if callers_deadline {
+                    format!("{e} (the call's deadline)")
+                } else {
+                    format!(
+                        "{e} (the server allows {} s per compilation)",
+                        MAX_COMPILE_TIME.as_secs()
+                    )
+                },
+                callers_deadline,
+            }),
+            Err(e @ RunError::QueueDeadline { .. }) => Err(CatalogError::CompileBudget {
+                message: format!("compilation did not start before the deadline: {e}"),
+                callers_deadline: true,
+            }),
+            Err(e @ RunError::Overloaded { .. }) => Err(CatalogError::Overloaded(format!(
+                "compilation not started: {e}; retry with back-off"
+            ))),
+            Err(e) => Err(CatalogError::Task(format!("compilation failed: {e}"))),
+        }
+    }
+
+    /// [`Catalog::compile_checked`] with a source error as [`CatalogError::Compile`].
+    pub async fn compile(
+        &self,
+        source: String,
+        deadline: Option<Instant>,
+    ) -> Result<CompiledModel, CatalogError> {
+        self.compile_checked(source, deadline)
             .await?
             .map_err(CatalogError::Compile)
     }
@@ -144,7 +229,16 @@ impl Catalog {
         &self,
         rec: NewModelVersion,
     ) -> Result<(RegisterOutcome, Arc<CompiledModel>), CatalogError> {
-        let compiled = Arc::new(Self::compile(rec.source.clone()).await?);
+        self.register_by(rec, None).await
+    }
+
+    /// [`Catalog::register`], compiling by `deadline` (see [`Catalog::compile`]).
+    pub async fn register_by(
+        &self,
+        rec: NewModelVersion,
+        deadline: Option<Instant>,
+    ) -> Result<(RegisterOutcome, Arc<CompiledModel>), CatalogError> {
+        let compiled = Arc::new(self.compile(rec.source.clone(), deadline).await?);
         let store = Arc::clone(&self.store);
         let outcome = blocking(move || store.register_version(rec)).await??;
         self.cache(&outcome.version().content_hash, &compiled);
@@ -221,7 +315,7 @@ impl Catalog {
         let (compiled, cost) = match cached {
             Some(c) => c,
             None => {
-                let compiled = Arc::new(Self::compile(version.source.clone()).await.map_err(
+                let compiled = Arc::new(self.compile(version.source.clone(), None).await.map_err(
                     |e| match e {
                         CatalogError::Compile(diagnostics) => CatalogError::StoredDoesNotCompile {
                             name: version.name.clone(),
@@ -280,7 +374,8 @@ mod tests {
     fn catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = RedbStore::open(dir.path().join("store.redb")).expect("open");
-        (dir, Catalog::new(Arc::new(store)))
+        let pool = InferencePool::new(1).expect("pool");
+        (dir, Catalog::new(Arc::new(store), Arc::new(pool)))
     }
 
     #[tokio::test]
@@ -309,7 +404,10 @@ mod tests {
         let pin = cat.with_store(|s| s.set_label("m", "stable", "2.0.0"));
         pin.await.expect("label");
         let d = cat.resolve("m", None).await.expect("after label");
-        assert_eq!(d.version.version, "2.0.0", "the stable label's move is seen at once");
+        assert_eq!(
+            d.version.version, "2.0.0",
+            "the stable label's move is seen at once"
+        );
         assert_eq!(
             cat.resolve("m", Some("stable"))
                 .await

@@ -135,7 +135,12 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
     // The path is for the operator's log, not for anonymous health callers.
     tracing::info!(data_dir = %config.data_dir.display(), "store opened");
     shared.set_subsystem("store", HealthState::Healthy, "redb store".to_owned());
-    let catalog = Arc::new(Catalog::new(store));
+    let pool = Arc::new(
+        InferencePool::new(config.inference_threads)
+            .context("starting the inference threads")?
+            .with_max_queue(Duration::from_millis(config.max_queue_ms)),
+    );
+    let catalog = Arc::new(Catalog::new(store, Arc::clone(&pool)));
     if config.builtin_models {
         let created = catalog
             .register_builtins()
@@ -143,11 +148,6 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
             .map_err(|e| anyhow::anyhow!("registering built-in models: {e}"))?;
         tracing::info!(created, "built-in models registered");
     }
-    let pool = Arc::new(
-        InferencePool::new(config.inference_threads)
-            .context("starting the inference threads")?
-            .with_max_queue(Duration::from_millis(config.max_queue_ms)),
-    );
     shared.set_subsystem(
         "inference",
         HealthState::Healthy,
@@ -205,7 +205,9 @@ pub async fn run(config: Config, telemetry: TelemetryGuard) -> anyhow::Result<()
         .tcp_nodelay(true)
         .layer(RpcLayer::new(Arc::clone(&rpc_metrics)))
         .layer(AdmissionLayer::new(Arc::clone(&admission)))
-        .layer(probserve_reliability::DeadlineLayer::new(Duration::from_millis(config.max_deadline_ms)))
+        .layer(probserve_reliability::DeadlineLayer::new(
+            Duration::from_millis(config.max_deadline_ms),
+        ))
         .layer(probserve_reliability::CatchPanicLayer::new())
         .add_service(health_service)
         .add_service(reflection_v1)

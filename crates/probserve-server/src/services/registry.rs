@@ -123,6 +123,16 @@ fn selector<'a>(version: &'a str, label: &'a str) -> Result<Option<&'a str>, Sta
     }
 }
 
+/// The call's deadline from its `grpc-timeout` (already clamped to the server's
+/// maximum by the deadline layer); `None` when it sent none.
+fn call_deadline<T>(req: &Request<T>) -> Option<std::time::Instant> {
+    let timeout = req
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| probserve_reliability::deadline::parse_grpc_timeout(v.as_bytes()))?;
+    std::time::Instant::now().checked_add(timeout)
+}
+
 fn require(field: &str, value: &str) -> Result<(), Status> {
     if value.is_empty() {
         return Err(invalid_argument(
@@ -139,6 +149,7 @@ impl ModelRegistryService for Registry {
         &self,
         req: Request<RegisterModelRequest>,
     ) -> Result<Response<RegisterModelResponse>, Status> {
+        let deadline = call_deadline(&req);
         let r = req.into_inner();
         require("name", &r.name)?;
         require("version", &r.version)?;
@@ -151,7 +162,11 @@ impl ModelRegistryService for Registry {
             labels: r.metadata.into_iter().collect(),
             created_at_millis: unix_millis(),
         };
-        let (outcome, compiled) = self.catalog.register(rec).await.map_err(from_catalog)?;
+        let (outcome, compiled) = self
+            .catalog
+            .register_by(rec, deadline)
+            .await
+            .map_err(from_catalog)?;
         let created = outcome.is_created();
         let v = outcome.into_version();
         tracing::info!(model = %v.name, version = %v.version, created, hash = %v.content_hash, "model registered");
@@ -166,6 +181,7 @@ impl ModelRegistryService for Registry {
         &self,
         req: Request<ValidateModelRequest>,
     ) -> Result<Response<ValidateModelResponse>, Status> {
+        let deadline = call_deadline(&req);
         let source = req.into_inner().source;
         if source.len() > probserve_store::validate::MAX_SOURCE_BYTES {
             return Err(invalid_argument(
@@ -173,14 +189,16 @@ impl ModelRegistryService for Registry {
                 vec![("source".into(), "larger than 4 MiB".into())],
             ));
         }
-        let result = tokio::task::spawn_blocking(move || probserve_lang::validate(&source))
+        let result = self
+            .catalog
+            .compile_checked(source, deadline)
             .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(from_catalog)?;
         Ok(Response::new(match result {
-            Ok(info) => ValidateModelResponse {
+            Ok(model) => ValidateModelResponse {
                 valid: true,
                 diagnostics: Vec::new(),
-                interface: Some(interface(&info)),
+                interface: Some(interface(model.info())),
             },
             Err(diags) => ValidateModelResponse {
                 valid: false,

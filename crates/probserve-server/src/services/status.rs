@@ -47,26 +47,121 @@ pub fn not_yet(rpc: &str, capability: &str) -> Status {
     ))
 }
 
+/// Bytes of rendered diagnostics a compile error's status message carries at most.
+const COMPILE_MESSAGE_BYTES: usize = 1536;
+
+/// Field violations a compile error's status carries at most.
+const COMPILE_VIOLATIONS: usize = 10;
+
+/// INVALID_ARGUMENT for a source that does not compile, small enough for any
+/// client's metadata limit (16 KiB is common, and `grpc-message` is
+/// percent-encoded): the message renders diagnostics (snippets included) until
+/// [`COMPILE_MESSAGE_BYTES`], BadRequest holds the first [`COMPILE_VIOLATIONS`];
+/// both say how many there are in all. ValidateModel returns every kept diagnostic
+/// in its response body instead.
+pub fn compile_errors(diags: &probserve_lang::Diagnostics) -> Status {
+    let total = diags.len() + diags.more;
+    let mut message = format!("model source does not compile ({total} error(s)):");
+    let mut shown = 0;
+    for d in diags.iter() {
+        let rendered = d.to_string();
+        if shown > 0 && message.len() + rendered.len() + 1 > COMPILE_MESSAGE_BYTES {
+            break;
+        }
+        message.push('\n');
+        message.push_str(&rendered);
+        shown += 1;
+    }
+    if shown < total {
+        message.push_str(&format!(
+            "\n... and {} more error(s); ValidateModel lists the first {}",
+            total - shown,
+            diags.len()
+        ));
+    }
+    let violations = diags
+        .iter()
+        .take(COMPILE_VIOLATIONS)
+        .map(|d| {
+            (
+                "source".to_owned(),
+                format!("{}:{}: {}", d.line, d.column, d.message),
+            )
+        })
+        .collect();
+    bad_request(message, violations)
+}
+
+#[cfg(test)]
+mod compile_error_tests {
+    use super::*;
+
+    /// Everything a status puts in the response headers/trailers, encoded as sent.
+    fn header_bytes(s: Status) -> usize {
+        let response = s.into_http::<()>();
+        response
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len())
+            .sum()
+    }
+
+    #[test]
+    fn a_compile_error_status_fits_client_metadata_limits() {
+        // 270,000 lex errors on non-ASCII characters (percent-encoded 3x in the message).
+        let name = "\u{e9}".repeat(90);
+        let src = format!(
+            "model m {{ {} }}",
+            (0..3_000)
+                .map(|i| format!("x{i} ~ normal({name}{i}, 1.0);"))
+                .collect::<String>()
+        );
+        let diags = probserve_lang::compile(&src).expect_err("undefined names");
+        let status = compile_errors(&diags);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(
+            status.message().contains("270000 error(s)"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().contains("more error(s)"));
+        let violations = status.get_error_details();
+        let br = violations.bad_request().expect("bad request");
+        assert_eq!(br.field_violations.len(), COMPILE_VIOLATIONS);
+        let bytes = header_bytes(status);
+        assert!(bytes < 12 * 1024, "{bytes} bytes of metadata");
+    }
+}
+
 /// The gRPC status for a catalog (store or compile) error, per the error model.
 pub fn from_catalog(e: crate::catalog::CatalogError) -> Status {
     use crate::catalog::CatalogError;
     use probserve_store::StoreError;
     match e {
-        CatalogError::Compile(diags) => bad_request(
-            format!(
-                "model source does not compile ({} error(s)):\n{diags}",
-                diags.len()
-            ),
-            diags
-                .iter()
-                .map(|d| {
-                    (
-                        "source".to_owned(),
-                        format!("{}:{}: {}", d.line, d.column, d.message),
-                    )
-                })
-                .collect(),
+        CatalogError::Compile(diags) => compile_errors(&diags),
+        CatalogError::CompileBudget {
+            message,
+            callers_deadline,
+        } => with_reason(
+            if callers_deadline {
+                Code::DeadlineExceeded
+            } else {
+                Code::ResourceExhausted
+            },
+            message,
+            "COMPILE_BUDGET",
         ),
+        CatalogError::CompileCancelled(message) => Status::cancelled(message),
+        CatalogError::Overloaded(message) => {
+            let mut details = ErrorDetails::new();
+            details.set_error_info(
+                "OVERLOADED",
+                ERROR_DOMAIN,
+                std::collections::HashMap::<String, String>::new(),
+            );
+            details.set_retry_info(Some(probserve_reliability::admission::SHED_RETRY_AFTER));
+            Status::with_error_details(Code::ResourceExhausted, message, details)
+        }
         CatalogError::Store(StoreError::NotFound { what }) => {
             with_reason(Code::NotFound, format!("{what} not found"), "NOT_FOUND")
         }
