@@ -109,6 +109,77 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<i32> {
         .and_then(|s| s.parse().ok())
 }
 
+/// Bytes of `grpc-message` plus `grpc-status-details-bin` a status may use: common
+/// clients refuse response metadata over 8–16 KiB, and then see only a protocol
+/// error instead of our status.
+const STATUS_HEADER_BYTES: usize = 8 * 1024;
+
+/// Bytes of a status message kept when a status is too large.
+const STATUS_MESSAGE_BYTES: usize = 2 * 1024;
+
+/// Shrinks a status whose message and details would not fit a client's metadata
+/// limit (a message or field violation that echoes a large input): the message is
+/// cut, each field violation truncated, at most 20 kept. Code and reason stay.
+fn fit_status(headers: &mut http::HeaderMap) {
+    let size = |h: &http::HeaderMap, k: &str| h.get(k).map_or(0, |v| v.len());
+    if size(headers, "grpc-message") + size(headers, "grpc-status-details-bin")
+        <= STATUS_HEADER_BYTES
+    {
+        return;
+    }
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    use tonic_types::{ErrorDetail, StatusExt as _};
+    let cut = |s: &str, max: usize| -> String {
+        if s.len() <= max {
+            return s.to_owned();
+        }
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}… ({} bytes in all)", &s[..end], s.len())
+    };
+    let details: Vec<ErrorDetail> = status
+        .get_error_details_vec()
+        .into_iter()
+        .map(|d| match d {
+            ErrorDetail::BadRequest(mut br) => {
+                br.field_violations.truncate(20);
+                for v in &mut br.field_violations {
+                    v.field = cut(&v.field, 128);
+                    v.description = cut(&v.description, 256);
+                }
+                ErrorDetail::BadRequest(br)
+            }
+            ErrorDetail::PreconditionFailure(mut pf) => {
+                pf.violations.truncate(20);
+                for v in &mut pf.violations {
+                    v.subject = cut(&v.subject, 128);
+                    v.description = cut(&v.description, 256);
+                }
+                ErrorDetail::PreconditionFailure(pf)
+            }
+            other => other,
+        })
+        .collect();
+    let fitted = tonic::Status::with_error_details_vec(
+        status.code(),
+        cut(status.message(), STATUS_MESSAGE_BYTES),
+        details,
+    );
+    let mut fresh = http::HeaderMap::new();
+    if fitted.add_header(&mut fresh).is_ok() {
+        for k in ["grpc-status", "grpc-message", "grpc-status-details-bin"] {
+            headers.remove(k);
+            if let Some(v) = fresh.remove(k) {
+                headers.insert(k, v);
+            }
+        }
+    }
+}
+
 /// `grpc-message` is percent-encoded (tonic encodes spaces too).
 fn percent_decode(raw: &[u8]) -> String {
     let hex = |b: u8| char::from(b).to_digit(16);
@@ -144,6 +215,9 @@ const OVERSIZED: [&str; 2] = [
 /// ErrorInfo(reason=MESSAGE_TOO_LARGE).
 fn observed_status(headers: &mut http::HeaderMap) -> Option<i32> {
     let code = grpc_status(headers)?;
+    if code != 0 {
+        fit_status(headers);
+    }
     if code != tonic::Code::OutOfRange as i32 {
         return Some(code);
     }
@@ -288,13 +362,17 @@ impl<B: Body> Body for ObservedBody<B> {
 mod tests {
     use super::*;
 
+    fn headers_of(s: &tonic::Status) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        s.add_header(&mut h).unwrap();
+        h
+    }
+
     #[test]
     fn oversized_out_of_range_becomes_resource_exhausted() {
-        let mut h = tonic::Status::out_of_range(
+        let mut h = headers_of(&tonic::Status::out_of_range(
             "Error, decoded message length too large: found 100061 bytes, the limit is: 65536 bytes",
-        )
-        .to_header_map()
-        .unwrap();
+        ));
         assert_eq!(observed_status(&mut h), Some(8));
         let s = tonic::Status::from_header_map(&h).unwrap();
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
@@ -302,10 +380,33 @@ mod tests {
         let d = <tonic::Status as tonic_types::StatusExt>::get_error_details(&s);
         assert_eq!(d.error_info().unwrap().reason, "MESSAGE_TOO_LARGE");
         // Any other OUT_OF_RANGE is left alone.
-        let mut h = tonic::Status::out_of_range("past the end")
-            .to_header_map()
-            .unwrap();
+        let mut h = headers_of(&tonic::Status::out_of_range("past the end"));
         assert_eq!(observed_status(&mut h), Some(11));
         assert_eq!(percent_decode(b"a%20b%zz%4"), "a b%zz%4");
+    }
+
+    #[test]
+    fn a_status_echoing_a_huge_input_is_cut_to_fit_client_metadata_limits() {
+        let name = "x".repeat(50_000);
+        let s = crate::services::status::invalid_argument(
+            format!("invalid name {name}"),
+            vec![("name".into(), format!("{name} is not a name"))],
+        );
+        let mut h = headers_of(&s);
+        assert_eq!(observed_status(&mut h), Some(3));
+        let bytes: usize = ["grpc-message", "grpc-status-details-bin"]
+            .iter()
+            .map(|k| h.get(*k).map_or(0, |v| v.len()))
+            .sum();
+        assert!(bytes <= STATUS_HEADER_BYTES, "{bytes}");
+        let back = tonic::Status::from_header_map(&h).unwrap();
+        assert_eq!(back.code(), tonic::Code::InvalidArgument);
+        assert!(
+            back.message().contains("bytes in all"),
+            "{}",
+            back.message()
+        );
+        let d = <tonic::Status as tonic_types::StatusExt>::get_error_details(&back);
+        assert_eq!(d.bad_request().unwrap().field_violations[0].field, "name");
     }
 }
