@@ -245,7 +245,10 @@ impl Config {
             );
         }
         if self.max_request_memory_bytes < 1024 * 1024 {
-            return bad("max_request_memory_bytes", "must be at least 1048576 (1 MiB)");
+            return bad(
+                "max_request_memory_bytes",
+                "must be at least 1048576 (1 MiB)",
+            );
         }
         if self.max_inference_memory_bytes < self.max_request_memory_bytes
             || self.max_inference_memory_bytes > 1 << 42
@@ -416,6 +419,40 @@ mod tests {
         );
         for bad in ["localhost", "localhost:http", ":80", "localhost:70000"] {
             assert!(resolve_addr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn deadlines_and_admission_are_sized_and_checked() {
+        let c = Config::default();
+        assert_eq!(
+            c.effective_max_in_flight(),
+            64 * crate::infer::resolve_threads(0)
+        );
+        let c = Config {
+            inference_threads: 3,
+            ..Config::default()
+        };
+        assert_eq!(c.effective_max_in_flight(), 192);
+        let c = Config {
+            max_in_flight: 5,
+            ..Config::default()
+        };
+        assert_eq!(c.effective_max_in_flight(), 5);
+        let dir = tempfile::tempdir().unwrap();
+        for (text, key) in [
+            (
+                "default_deadline_ms = 5000\nmax_deadline_ms = 1000\n",
+                "default_deadline_ms",
+            ),
+            ("max_deadline_ms = 0\n", "max_deadline_ms"),
+            ("max_queue_ms = 0\n", "max_queue_ms"),
+        ] {
+            let p = write(&dir, text);
+            let e = Config::load(Some(&p), &FlagOverrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{text}: {e}");
         }
     }
 
