@@ -637,3 +637,21 @@ async fn grpcurl_shows_the_field_violations_of_an_error() {
     assert!(err.contains("inputs.reading"), "{err}");
     assert!(!err.contains("unknown type"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_echoing_a_huge_input_still_reaches_the_client() {
+    let server = Server::start(Options::default()).await;
+    let mut reg = ModelRegistryServiceClient::new(server.channel().await);
+    for name in ["x".repeat(4_000), "é".repeat(30_000)] {
+        let s = reg
+            .get_model(GetModelRequest {
+                name: name.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        // Not the client's own "h2 protocol error" (INTERNAL): the server's answer.
+        assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+        assert!(s.get_error_details().bad_request().is_some(), "{s:?}");
+    }
+}

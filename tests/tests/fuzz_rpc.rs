@@ -8,7 +8,7 @@
 //! It asserts: no call is answered INTERNAL, UNKNOWN or DATA_LOSS except INTERNAL
 //! with a reason that means a model or store fault; every health probe is answered
 //! SERVING within its deadline; the server never panics; the process is alive at
-//! the end. Bounded: `FUZZ_CALLS` calls (default 2000) or `FUZZ_SECS` seconds
+//! the end. Bounded: `FUZZ_CALLS` calls (default 5000) or `FUZZ_SECS` seconds
 //! (default 25), whichever comes first, from seed `FUZZ_SEED` (default 12; printed).
 
 #[path = "support/raw_grpc.rs"]
@@ -292,6 +292,99 @@ fn mutate(rng: &mut Rng, mut b: Vec<u8>) -> Vec<u8> {
     b
 }
 
+/// A well-formed request with hostile values, for the methods whose interesting
+/// paths need one (random messages rarely name a model and its inputs right).
+fn structured(rng: &mut Rng) -> (&'static str, Vec<u8>, bool) {
+    use probserve_proto::v1::value::Kind;
+    use probserve_proto::v1::*;
+    let small = |rng: &mut Rng| -> u32 {
+        *rng.pick(&[0, 1, 2, 10, 100, 1000, 10_000, 1_000_000, u32::MAX])
+    };
+    let value = |rng: &mut Rng| -> Value {
+        let kind = match rng.below(6) {
+            0 => Kind::Real(random_double(rng)),
+            1 => Kind::Int(random_varint(rng) as i64),
+            2 => Kind::Bool(rng.chance(50)),
+            3 => Kind::Reals(RealVector {
+                values: (0..rng.below(20)).map(|_| random_double(rng)).collect(),
+            }),
+            4 => Kind::Ints(IntVector {
+                values: (0..rng.below(20))
+                    .map(|_| random_varint(rng) as i64)
+                    .collect(),
+            }),
+            _ => Kind::Bools(BoolVector {
+                values: (0..rng.below(20)).map(|_| rng.chance(50)).collect(),
+            }),
+        };
+        Value { kind: Some(kind) }
+    };
+    let (model, names): (&str, &[&str]) = *rng.pick(&[
+        ("temperature_sensor", &["reading"][..]),
+        ("beta_binomial", &["trials", "successes"][..]),
+        ("linear_regression", &["x", "y"][..]),
+        ("eight_schools", &["y", "sigma"][..]),
+        ("fz", &["n"][..]),
+    ]);
+    let mut inputs = HashMap::new();
+    for n in names {
+        if rng.chance(90) {
+            inputs.insert((*n).to_owned(), value(rng));
+        }
+    }
+    let infer = InferRequest {
+        model: model.into(),
+        inputs,
+        method: rng.below(6) as i32,
+        options: Some(InferenceOptions {
+            num_samples: small(rng),
+            num_chains: small(rng).min(64),
+            num_warmup: small(rng),
+            thin: small(rng),
+            ess_threshold: random_double(rng),
+        }),
+        seed: rng.chance(50).then(|| rng.next()),
+        return_draws: rng.chance(30),
+        max_draws: small(rng),
+        ..Default::default()
+    };
+    match rng.below(5) {
+        0 | 1 => (
+            "/probserve.v1.InferenceService/Infer",
+            infer.encode_to_vec(),
+            false,
+        ),
+        2 => (
+            "/probserve.v1.InferenceService/InferStream",
+            InferStreamRequest {
+                request_id: "a".into(),
+                request: Some(infer),
+            }
+            .encode_to_vec(),
+            true,
+        ),
+        3 => (
+            "/probserve.v1.ModelRegistryService/RegisterModel",
+            RegisterModelRequest {
+                name: "fz".into(),
+                version: format!("1.0.{}", rng.below(5)),
+                source: rng.pick(&STRINGS[22..]).to_string(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+            false,
+        ),
+        _ => (
+            "/probserve.v1.ModelRegistryService/ValidateModel",
+            ValidateModelRequest {
+                source: String::from_utf8_lossy(&random_string(rng)).into_owned(),
+            }
+            .encode_to_vec(),
+            false,
+        ),
+    }
+}
+
 struct Method {
     path: String,
     input: String,
@@ -317,7 +410,7 @@ fn methods(fds: &FileDescriptorSet) -> Vec<Method> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_and_mutated_requests_of_every_method_find_no_fault() {
     let seed = env_or("FUZZ_SEED", 12);
-    let max_calls = env_or("FUZZ_CALLS", 2000);
+    let max_calls = env_or("FUZZ_CALLS", 5000);
     let max_time = Duration::from_secs(env_or("FUZZ_SECS", 25));
     eprintln!("fuzz_rpc: seed {seed}, at most {max_calls} calls or {max_time:?}");
 
@@ -365,24 +458,35 @@ async fn random_and_mutated_requests_of_every_method_find_no_fault() {
     let mut calls = 0u64;
     while calls < max_calls && start.elapsed() < max_time {
         calls += 1;
-        let m = rng.pick(&methods);
-        let valid = random_message(&mut rng, &types, &m.input, 0);
+        let (path, valid, streaming, input) = if rng.chance(30) {
+            let (path, bytes, streaming) = structured(&mut rng);
+            let input = methods
+                .iter()
+                .find(|m| m.path == path)
+                .map(|m| m.input.clone())
+                .unwrap_or_default();
+            (path.to_owned(), bytes, streaming, input)
+        } else {
+            let m = rng.pick(&methods);
+            let bytes = random_message(&mut rng, &types, &m.input, 0);
+            (m.path.clone(), bytes, m.streaming, m.input.clone())
+        };
         let body = if rng.chance(50) {
             valid
         } else {
             mutate(&mut rng, valid)
         };
         let timeout = Duration::from_secs(2);
-        let result = if m.streaming {
+        let result = if streaming {
             let mut bodies = vec![body.clone()];
             for _ in 0..rng.below(3) {
-                bodies.push(random_message(&mut rng, &types, &m.input, 0));
+                bodies.push(random_message(&mut rng, &types, &input, 0));
             }
-            raw_grpc::streaming(&ch, &m.path, bodies, timeout)
+            raw_grpc::streaming(&ch, &path, bodies, timeout)
                 .await
                 .map(|_| ())
         } else {
-            raw_grpc::unary(&ch, &m.path, body.clone(), timeout)
+            raw_grpc::unary(&ch, &path, body.clone(), timeout)
                 .await
                 .map(|_| ())
         };
@@ -405,8 +509,7 @@ async fn random_and_mutated_requests_of_every_method_find_no_fault() {
             if fault && faults.len() < 20 {
                 let hex: String = body.iter().take(64).map(|b| format!("{b:02x}")).collect();
                 faults.push(format!(
-                    "{} [{hex}]: {:?} {reason} {:?}",
-                    m.path,
+                    "{path} [{hex}]: {:?} {reason} {:?}",
                     s.code(),
                     s.message()
                 ));
