@@ -206,4 +206,84 @@ mod tests {
         let br = d.bad_request().expect("bad request detail");
         assert_eq!(br.field_violations[0].field, "inputs.reading");
     }
+
+    /// The rows of the error table that no request reaches (a server bug, or a
+    /// budget no test can exhaust in its time) checked against the functions that
+    /// build them; tests/tests/error_table.rs provokes every other row through the
+    /// binary and lists these as checked here.
+    #[test]
+    fn bug_only_rows_map_as_the_table_says() {
+        use crate::catalog::CatalogError;
+        use crate::rollouts::RolloutError;
+        use probserve_store::StoreError;
+        let table = include_str!("../../../../proto/probserve/v1/common.proto");
+        let diagnostics = probserve_lang::compile("model {").expect_err("bad source");
+        let cases = [
+            (
+                from_catalog(CatalogError::Store(StoreError::Backend("disk".into()))),
+                "INTERNAL",
+                "STORE",
+            ),
+            (
+                from_catalog(CatalogError::StoredDoesNotCompile {
+                    name: "m".into(),
+                    version: "1.0.0".into(),
+                    diagnostics,
+                }),
+                "INTERNAL",
+                "STORED_MODEL_INVALID",
+            ),
+            (
+                from_catalog(CatalogError::Task("join".into())),
+                "INTERNAL",
+                "TASK",
+            ),
+            (
+                crate::services::experiments::from_rollout(RolloutError::Internal("x".into())),
+                "INTERNAL",
+                "INTERNAL",
+            ),
+            (
+                probserve_reliability::panic::panic_status(&"boom"),
+                "INTERNAL",
+                "PANIC",
+            ),
+            (
+                from_catalog(CatalogError::CompileBudget {
+                    message: "over".into(),
+                    callers_deadline: false,
+                }),
+                "RESOURCE_EXHAUSTED",
+                "COMPILE_BUDGET",
+            ),
+            (
+                from_catalog(CatalogError::CompileBudget {
+                    message: "late".into(),
+                    callers_deadline: true,
+                }),
+                "DEADLINE_EXCEEDED",
+                "COMPILE_BUDGET",
+            ),
+        ];
+        for (status, code, reason) in cases {
+            let row = table.lines().any(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                l.starts_with("// |")
+                    && cells.get(1) == Some(&code)
+                    && cells.get(3) == Some(&format!("ErrorInfo({reason})").as_str())
+            });
+            assert!(row, "no table row {code} ErrorInfo({reason})");
+            assert_eq!(
+                crate::telemetry::metrics::code_name(status.code() as i32),
+                code,
+                "{status:?}"
+            );
+            let details = status.get_error_details();
+            assert_eq!(
+                details.error_info().map(|i| i.reason.as_str()),
+                Some(reason),
+                "{status:?}"
+            );
+        }
+    }
 }
