@@ -71,7 +71,11 @@ impl Inference {
 
     /// Sets the memory budgets and the policy for non-finite outputs.
     #[must_use]
-    pub fn with_limits(mut self, memory: run_cost::MemoryBudget, non_finite: NonFinitePolicy) -> Self {
+    pub fn with_limits(
+        mut self,
+        memory: run_cost::MemoryBudget,
+        non_finite: NonFinitePolicy,
+    ) -> Self {
         self.memory = memory;
         self.non_finite = non_finite;
         self
@@ -196,6 +200,15 @@ fn non_finite_message(outputs: &[(String, u64)], draws: u64) -> Option<String> {
             named.join(", ")
         )
     })
+}
+
+/// True for the status of [`RunError::Overloaded`] (queue shed by the CPU pool).
+fn is_pool_shed(s: &Status) -> bool {
+    use tonic_types::StatusExt as _;
+    s.code() == Code::ResourceExhausted
+        && s.get_error_details()
+            .error_info()
+            .is_some_and(|i| i.reason == "OVERLOADED")
 }
 
 fn routing_reason(r: &Reason) -> RoutingReason {
@@ -398,7 +411,10 @@ impl Inference {
             }
             (r, _) => r,
         };
-        if let Some(rt) = &routed {
+        // A call shed by the CPU pool says nothing about the version that would have
+        // served it: it is no observation for the rollout (no error, no latency).
+        let shed = matches!(&result, Err(s) if is_pool_shed(s));
+        if let Some(rt) = routed.as_ref().filter(|_| !shed) {
             let (error, timeout) = match &result {
                 Ok(_) => (nan.is_some(), false),
                 Err(s) if s.code() == Code::DeadlineExceeded => (false, true),
