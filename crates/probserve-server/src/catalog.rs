@@ -184,7 +184,16 @@ impl Catalog {
         let cancel = CancelToken::new().with_deadline(until);
         let _cancel_on_drop = CancelOnDrop(cancel.clone());
         let budget = CompileBudget::new(until, cancel);
-        let job = move || Ok(probserve_lang::compile_with(&source, &budget));
+        let job = move || {
+            let result = probserve_lang::compile_with(&source, &budget);
+            // Logged here, on the worker: after a cancel nobody awaits the answer.
+            if let Err(e @ (CompileError::OverBudget { .. } | CompileError::Cancelled { .. })) =
+                &result
+            {
+                tracing::warn!(error = %e, bytes = source.len(), "compilation stopped");
+            }
+            Ok(result)
+        };
         match self.pool.run(until, job).await {
             Ok((Ok(model), _)) => Ok(Ok(model)),
             Ok((Err(CompileError::Invalid(d)), _)) => Ok(Err(d)),
