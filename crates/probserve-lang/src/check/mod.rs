@@ -345,10 +345,17 @@ impl Checker<'_, '_> {
     }
 
     /// The expression with `let` slots replaced by their data-only definitions, if it
-    /// depends on the data only.
+    /// depends on the data only and its expansion stays within
+    /// [`MAX_STATIC_NODES`] (each `let a2 = a1 + a1;` doubles the expansion: without
+    /// the cap forty such lines would need 2^40 nodes).
     pub(super) fn staticize(&self, ex: &Ex) -> Option<Ex> {
+        let e = self.expand_static(ex)?;
+        (nodes(&e, MAX_STATIC_NODES + 1) <= MAX_STATIC_NODES).then_some(e)
+    }
+
+    fn expand_static(&self, ex: &Ex) -> Option<Ex> {
         let n = self.n_data_slots;
-        let sub = |e: &Ex| self.staticize(e).map(Box::new);
+        let sub = |e: &Ex| self.expand_static(e).map(Box::new);
         Some(match ex {
             Ex::Slot(s) if *s >= n => self.static_of_slot.get(s)?.clone(),
             Ex::Const(_) | Ex::Derived(_) | Ex::Slot(_) => ex.clone(),
@@ -385,10 +392,50 @@ impl Checker<'_, '_> {
     }
 }
 
+/// The most nodes a data-only definition is expanded to (see `staticize`).
+const MAX_STATIC_NODES: usize = 4096;
+
+/// Nodes of `ex`, counting at most to `limit`.
+fn nodes(ex: &Ex, limit: usize) -> usize {
+    let mut count = 0;
+    let mut stack = vec![ex];
+    while let Some(e) = stack.pop() {
+        count += 1;
+        if count >= limit {
+            return count;
+        }
+        match e {
+            Ex::Const(_) | Ex::Derived(_) | Ex::Slot(_) | Ex::ArrElem(..) => {}
+            Ex::VecElem(_, a) | Ex::Call1(_, a) => stack.push(a),
+            Ex::Call2(_, a, b) | Ex::And(a, b) | Ex::Or(a, b) => stack.extend([&**a, &**b]),
+            Ex::Cond(c, a, b) => stack.extend([&**c, &**a, &**b]),
+        }
+    }
+    count
+}
+
 pub(crate) fn elem_of(ty: Ty) -> ElemType {
     match ty {
         Ty::Int | Ty::IntVec => ElemType::Int,
         Ty::Bool | Ty::BoolVec => ElemType::Bool,
         _ => ElemType::Real,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn doubling_data_only_definitions_compile_in_bounded_space() {
+        // `let a{i} = a{i-1} + a{i-1};` forty times: the expansion of `a39` as a loop
+        // bound would have 2^40 nodes.
+        let mut s = String::from("model m {\n  data n: int;\n  let a0 = n;\n");
+        for i in 1..40 {
+            s.push_str(&format!("  let a{i} = a{} + a{};\n", i - 1, i - 1));
+        }
+        s.push_str("  for i in 0..a39 { z[i] ~ normal(0, 1); }\n  output z;\n}\n");
+        let _ = crate::compile(&s);
+        // A small data-only bound is still static.
+        let small = "model m {\n  data n: int;\n  let k = n + n;\n  for i in 0..k { z[i] ~ normal(0, 1); }\n  output z;\n}\n";
+        assert!(crate::compile(small).is_ok());
     }
 }
