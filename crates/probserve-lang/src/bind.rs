@@ -130,8 +130,11 @@ impl InputError {
     }
 }
 
-/// Largest output width an indexed output may expand to.
-const MAX_OUTPUT_LEN: usize = 1 << 20;
+/// Largest number of values one run may output, all outputs together. The output
+/// labels and registers are built while binding, before any memory budget of the
+/// caller's applies, so the total is bounded here; a width this large already
+/// needs tens of megabytes per response (a summary per value).
+pub const MAX_OUTPUT_WIDTH: usize = 1 << 18;
 
 /// Integers beyond this magnitude cannot be represented exactly as `f64`.
 const MAX_EXACT_INT: i64 = 1 << 53;
@@ -253,25 +256,28 @@ impl CompiledModel {
         if !errors.is_empty() {
             return Err(errors);
         }
+        // Sizes first, labels after: nothing proportional to the width is built
+        // before the total is known to be within MAX_OUTPUT_WIDTH.
         let mut extents = Vec::with_capacity(p.outputs.len());
-        let mut labels = Vec::new();
+        let mut width = 0usize;
         for item in &p.outputs {
             match item {
-                OutputItem::Scalar { name, .. } => {
+                OutputItem::Scalar { .. } => {
                     extents.push(0);
-                    labels.push(name.clone());
+                    width = width.saturating_add(1);
                 }
                 OutputItem::Array {
                     name, extents: ex, ..
                 } => match eval_extent(c, &data, ex) {
-                    Ok(n) if n <= MAX_OUTPUT_LEN => {
+                    Ok(n) if n <= MAX_OUTPUT_WIDTH => {
                         extents.push(n);
-                        labels.extend((0..n).map(|i| format!("{name}[{i}]")));
+                        width = width.saturating_add(n);
                     }
                     Ok(n) => errors.push(InputError::Invalid {
                         field: name.clone(),
                         message: format!(
-                            "output `{name}` would have {n} elements (at most {MAX_OUTPUT_LEN})"
+                            "output `{name}` would have {n} elements (at most \
+                             {MAX_OUTPUT_WIDTH} values per run in all outputs)"
                         ),
                     }),
                     Err(msg) => errors.push(InputError::Invalid {
@@ -281,8 +287,38 @@ impl CompiledModel {
                 },
             }
         }
+        if errors.is_empty() && width > MAX_OUTPUT_WIDTH {
+            let sizes: Vec<String> = p
+                .outputs
+                .iter()
+                .zip(&extents)
+                .filter(|(_, n)| **n > 0)
+                .map(|(item, n)| match item {
+                    OutputItem::Scalar { name, .. } | OutputItem::Array { name, .. } => {
+                        format!("`{name}` {n}")
+                    }
+                })
+                .collect();
+            errors.push(InputError::Invalid {
+                field: "outputs".into(),
+                message: format!(
+                    "the outputs would have {width} values per run ({}), at most \
+                     {MAX_OUTPUT_WIDTH}",
+                    sizes.join(", ")
+                ),
+            });
+        }
         if !errors.is_empty() {
             return Err(errors);
+        }
+        let mut labels = Vec::with_capacity(width);
+        for (item, &n) in p.outputs.iter().zip(&extents) {
+            match item {
+                OutputItem::Scalar { name, .. } => labels.push(name.clone()),
+                OutputItem::Array { name, .. } => {
+                    labels.extend((0..n).map(|i| format!("{name}[{i}]")));
+                }
+            }
         }
         let plan = plan::lower(c, &data, &extents, lowering.into());
         Ok(BoundModel {

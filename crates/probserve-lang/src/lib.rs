@@ -48,7 +48,7 @@ mod parser;
 mod plan;
 mod vm;
 
-pub use bind::{InputError, InputValue, Inputs, Lowering};
+pub use bind::{InputError, InputValue, Inputs, Lowering, MAX_OUTPUT_WIDTH};
 pub use bound::{BoundModel, DEFAULT_STEP_LIMIT};
 pub use budget::{CompileBudget, CompileError};
 pub use diag::{DiagKind, Diagnostic, Diagnostics, Span};

@@ -379,9 +379,12 @@ pub struct StaticCost {
     pub ops: u64,
     /// Upper bound on the trace records (sites) of one run when fixed.
     pub sites: u64,
-    /// True when no loop is left in the plan: the run's work does not depend on
-    /// anything but the plan, so `ops` and `sites` bound it. False when a loop whose
-    /// length the data or the latents set (or one beyond the unrolling limit) stays.
+    /// True when no loop and no run-time array is left in the plan: the run's work
+    /// and memory do not depend on anything but the plan, so `ops` and `sites` bound
+    /// them. False when a loop whose length the data or the latents set (or one
+    /// beyond the unrolling limit) stays, or when a run-time array does (its
+    /// elements are written at indices computed during the run, so its memory is
+    /// bounded only by the run's site budget, [`crate::BoundModel::with_max_sites`]).
     pub fixed: bool,
 }
 
@@ -390,7 +393,7 @@ impl Plan {
     pub(crate) fn static_cost(&self, vecs: &[Vec<f64>]) -> StaticCost {
         let len = |v: u32| vecs.get(v as usize).map_or(0, Vec::len) as u64;
         let max_vec = vecs.iter().map(Vec::len).max().unwrap_or(0) as u64;
-        let (mut ops, mut sites, mut fixed) = (0u64, 0u64, true);
+        let (mut ops, mut sites, mut fixed) = (0u64, 0u64, self.arrays.is_empty());
         for (pc, op) in self.ops.iter().enumerate() {
             ops = ops.saturating_add(1);
             match *op {

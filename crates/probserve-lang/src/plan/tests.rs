@@ -302,3 +302,75 @@ fn static_cost_is_fixed_only_when_no_loop_is_left() {
         .static_cost();
     assert_eq!((c.ops, c.sites, c.fixed), (3, 2, true));
 }
+
+/// `w[m]` written under a latent branch: a run-time array at an index the data sets.
+const FAR_WRITE: &str = "model m {
+  data m: int;
+  b ~ bernoulli(0.5);
+  if b { w[m] ~ normal(0.0, 1.0); }
+  output b;
+}";
+
+fn bind_far(m: i64) -> crate::BoundModel {
+    let c = compile(FAR_WRITE).unwrap_or_else(|d| panic!("{d}"));
+    let inputs: Inputs = [("m".to_string(), InputValue::Int(m))].into();
+    c.bind(&inputs).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+#[test]
+fn a_plan_with_a_run_time_array_is_never_fixed() {
+    // Its memory is set by the indices written during the run, not by the plan.
+    let b = bind_far(0);
+    assert!(!b.plan.arrays.is_empty());
+    assert!(!b.static_cost().fixed, "{:?}", b.static_cost());
+}
+
+#[test]
+fn run_time_arrays_are_bounded_by_the_sites_budget() {
+    use probserve_runtime::{ModelError, PriorConfig, sample_prior};
+    // Far past the site budget: every run that takes the branch stops with SiteLimit
+    // before growing the array (16 M elements would be 268 MB per run).
+    let b = bind_far((1 << 24) - 1).with_max_sites(1000);
+    let cfg = PriorConfig {
+        draws: 20,
+        seed: 1,
+        ..PriorConfig::default()
+    };
+    let e = sample_prior(&b, &cfg).expect_err("over the site budget");
+    assert!(
+        matches!(
+            &e,
+            probserve_runtime::InferError::Model {
+                source: ModelError::SiteLimit { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Within the budget the same model runs.
+    let ok = bind_far(999).with_max_sites(1000);
+    assert!(sample_prior(&ok, &cfg).is_ok());
+}
+
+#[test]
+fn the_total_output_width_is_bounded_before_labels_are_built() {
+    let src = "model m {
+      data n: int;
+      for i in 0..n { a[i] ~ normal(0.0, 1.0); }
+      for i in 0..n { b[i] ~ normal(0.0, 1.0); }
+      output a; output b;
+    }";
+    let c = compile(src).unwrap_or_else(|d| panic!("{d}"));
+    let half = i64::try_from(crate::MAX_OUTPUT_WIDTH / 2).unwrap_or(i64::MAX);
+    let inputs: Inputs = [("n".to_string(), InputValue::Int(half + 1))].into();
+    let errs = c.bind(&inputs).expect_err("over the total width");
+    let msg = format!("{errs:?}");
+    assert!(msg.contains("outputs") && msg.contains("at most"), "{msg}");
+    let inputs: Inputs = [("n".to_string(), InputValue::Int(half))].into();
+    assert_eq!(
+        c.bind(&inputs)
+            .map(|b| b.output_width())
+            .unwrap_or_else(|e| panic!("{e:?}")),
+        crate::MAX_OUTPUT_WIDTH
+    );
+}

@@ -80,13 +80,30 @@ thread_local! {
     static FRAME: RefCell<Frame> = RefCell::new(Frame::default());
 }
 
+/// Run-time array capacity (elements) a thread keeps between runs; a run that grew
+/// one beyond it gives the memory back when it ends, so one large request does not
+/// leave every pool thread holding its peak.
+const KEEP_ARRAY_CAPACITY: usize = 1 << 16;
+
+impl Frame {
+    fn trim(&mut self) {
+        for a in &mut self.arrays {
+            if a.vals.capacity() > KEEP_ARRAY_CAPACITY {
+                a.vals = Vec::new();
+            }
+        }
+    }
+}
+
 /// Runs `f` on this thread's frame prepared for `plan` (or on a fresh frame if the
 /// thread's frame is in use, which only a run nested in another sees).
 pub(super) fn with_frame<T>(plan: &Plan, f: impl FnOnce(Regs<'_>, &mut [ArrayBuf]) -> T) -> T {
     FRAME.with(|cell| match cell.try_borrow_mut() {
         Ok(mut frame) => {
             let (regs, arrays) = frame.prepare(plan);
-            f(regs, arrays)
+            let out = f(regs, arrays);
+            frame.trim();
+            out
         }
         Err(_) => {
             let mut frame = Frame::default();

@@ -74,6 +74,9 @@ struct Machine<'a, H, R> {
     h: &'a mut H,
     cancel: &'a CancelToken,
     limit: u64,
+    /// Largest index + 1 a run-time array may be written at: the run's site budget
+    /// shared among the plan's run-time arrays.
+    max_array_len: usize,
     steps: u64,
     next_check: u64,
     factors: u32,
@@ -93,6 +96,7 @@ impl<'a, H: Handler, R: RegFile> Machine<'a, H, R> {
             h,
             cancel: &m.cancel,
             limit: m.step_limit,
+            max_array_len: m.max_sites / m.plan.arrays.len().max(1),
             steps: 0,
             next_check: CHECK_EVERY.min(m.step_limit.saturating_add(1)),
             factors: 0,
@@ -208,6 +212,13 @@ impl<'a, H: Handler, R: RegFile> Machine<'a, H, R> {
                     let Some(i) = write_index(x) else {
                         return Err(errors::bad_array_index(self.c, self.ir_array(arr), x));
                     };
+                    // The run's site budget bounds its run-time arrays too: their
+                    // elements are stored densely up to the largest index written.
+                    if i >= self.max_array_len {
+                        return Err(ModelError::SiteLimit {
+                            limit: self.max_array_len,
+                        });
+                    }
                     let set = self.arrays.get(arr as usize).and_then(|b| b.get(i));
                     if set.is_some() {
                         return Err(errors::assigned_twice(self.c, self.ir_array(arr), i));
