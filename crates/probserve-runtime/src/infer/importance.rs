@@ -84,7 +84,7 @@ where
         )));
     }
     let mut rng = stream_rng(cfg.seed, 0);
-    let mut sink = DrawSink::with_capacity(cfg.particles);
+    let mut sink = DrawSink::for_rows(cfg.particles);
     let mut log_weights = Vec::with_capacity(cfg.particles);
     let mut check = CancelCheck::new(&cfg.cancel);
     let mut verified = Vec::new();

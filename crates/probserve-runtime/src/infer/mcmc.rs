@@ -313,8 +313,7 @@ where
         }
     }
     adapt.reset_counts();
-    let mut sink = DrawSink::with_capacity(cfg.draws.saturating_mul(width));
-    sink.draws.width = width;
+    let mut sink = DrawSink::with_width(cfg.draws, width);
     let mut accepted = 0u64;
     let total = cfg.draws.saturating_mul(cfg.thin);
     for i in 0..total {

@@ -67,17 +67,28 @@ impl Draws {
 pub(crate) struct DrawSink {
     scratch: Vec<f64>,
     pub(crate) draws: Draws,
+    /// Rows the caller expects; once the first row fixes the width, the values are
+    /// reserved exactly (no doubling: the peak is the final size, which is what a
+    /// caller's memory budget computed).
+    rows_expected: usize,
 }
 
 impl DrawSink {
-    /// A sink pre-sized for `values` numbers (capped: huge requests grow on demand instead).
-    pub(crate) fn with_capacity(values: usize) -> Self {
+    /// A sink for `rows` draws of `width` values each, reserved exactly.
+    pub(crate) fn with_width(rows: usize, width: usize) -> Self {
+        let mut sink = Self::default();
+        sink.draws.width = width;
+        sink.draws
+            .values
+            .reserve_exact(rows.saturating_mul(width).min(MAX_EXACT_RESERVE));
+        sink
+    }
+
+    /// A sink for `rows` draws of a width the first row sets.
+    pub(crate) fn for_rows(rows: usize) -> Self {
         DrawSink {
-            scratch: Vec::new(),
-            draws: Draws {
-                values: Vec::with_capacity(capped(values)),
-                ..Draws::default()
-            },
+            rows_expected: rows,
+            ..Self::default()
         }
     }
 
@@ -107,6 +118,10 @@ impl DrawSink {
     fn check_width(&mut self) -> Result<(), InferError> {
         if self.draws.rows == 0 && self.draws.values.is_empty() && self.draws.width == 0 {
             self.draws.width = self.scratch.len();
+            let total = self.rows_expected.saturating_mul(self.draws.width);
+            self.draws
+                .values
+                .reserve_exact(total.min(MAX_EXACT_RESERVE));
         } else if self.scratch.len() != self.draws.width {
             return Err(InferError::OutputShape {
                 expected: self.draws.width,
@@ -142,6 +157,9 @@ impl DrawSink {
 
 /// Largest up-front reservation, in elements.
 const MAX_RESERVE: usize = 1 << 20;
+
+/// Largest exact reservation once the width is known, in elements (1 GiB).
+const MAX_EXACT_RESERVE: usize = 1 << 27;
 
 /// `n` capped at a sane up-front reservation.
 pub(crate) fn capped(n: usize) -> usize {

@@ -79,7 +79,7 @@ where
 {
     let mut rng = stream_rng(cfg.seed, 0);
     let mut pool = TracePool::with_max_sites(model.max_sites());
-    let mut sink = DrawSink::with_capacity(cfg.draws);
+    let mut sink = DrawSink::for_rows(cfg.draws);
     let mut log_likelihoods = Vec::with_capacity(capped(cfg.draws));
     let mut check = CancelCheck::new(&cfg.cancel);
     let mut verified = Vec::new();
@@ -134,8 +134,8 @@ where
 {
     let mut rng = stream_rng(cfg.seed, 0);
     let mut pool = TracePool::with_max_sites(model.max_sites());
-    let mut sink = DrawSink::with_capacity(cfg.draws);
-    let mut obs = DrawSink::with_capacity(cfg.draws);
+    let mut sink = DrawSink::for_rows(cfg.draws);
+    let mut obs = DrawSink::for_rows(cfg.draws);
     let mut obs_names: Vec<String> = Vec::new();
     let mut check = CancelCheck::new(&cfg.cancel);
     let mut verified = Vec::new();
