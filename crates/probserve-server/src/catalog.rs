@@ -34,6 +34,22 @@ pub const MAX_COMPILE_TIME: Duration = Duration::from_secs(10);
 /// recompiled on next use, which takes microseconds).
 const MAX_CACHED: usize = 4096;
 
+/// Estimated bytes of compiled programs kept at most (sources may be up to 1 MiB
+/// each, so a count alone does not bound the cache's memory); beyond this the cache
+/// is cleared like at [`MAX_CACHED`].
+const MAX_CACHED_BYTES: u64 = 256 << 20;
+
+/// Estimated memory of a compiled program per source byte (its syntax, IR and
+/// names; measured well under this on the built-in models).
+const COMPILED_BYTES_PER_SOURCE_BYTE: u64 = 8;
+
+/// The compiled-program cache with its estimated size.
+#[derive(Default)]
+struct CompiledCache {
+    map: HashMap<String, Compiled>,
+    bytes: u64,
+}
+
 /// What can go wrong in the catalog.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -109,14 +125,14 @@ type Compiled = (Arc<CompiledModel>, Arc<RunCost>);
 pub struct Catalog {
     store: Arc<dyn Store>,
     pool: Arc<InferencePool>,
-    compiled: Mutex<HashMap<String, Compiled>>,
+    compiled: Mutex<CompiledCache>,
     resolved: parking_lot::RwLock<ResolutionCache>,
 }
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
-            .field("cached", &self.compiled.lock().len())
+            .field("cached", &self.compiled.lock().map.len())
             .field("resolved", &self.resolved.read().len())
             .finish()
     }
@@ -143,7 +159,7 @@ impl Catalog {
         Self {
             store,
             pool,
-            compiled: Mutex::new(HashMap::new()),
+            compiled: Mutex::new(CompiledCache::default()),
             resolved: parking_lot::RwLock::new(HashMap::new()),
         }
     }
@@ -153,15 +169,22 @@ impl Catalog {
         &self.store
     }
 
-    /// Caches `compiled` under `hash` unless present; returns the cached entry.
-    fn cache(&self, hash: &str, compiled: &Arc<CompiledModel>) -> Compiled {
-        let mut map = self.compiled.lock();
-        if map.len() >= MAX_CACHED {
-            map.clear();
+    /// Caches `compiled` (from `source_len` bytes of source) under `hash` unless
+    /// present; returns the cached entry.
+    fn cache(&self, hash: &str, compiled: &Arc<CompiledModel>, source_len: usize) -> Compiled {
+        let weight = (source_len as u64).saturating_mul(COMPILED_BYTES_PER_SOURCE_BYTE);
+        let mut cache = self.compiled.lock();
+        if let Some(hit) = cache.map.get(hash) {
+            return hit.clone();
         }
-        map.entry(hash.to_owned())
-            .or_insert_with(|| (Arc::clone(compiled), Arc::default()))
-            .clone()
+        if cache.map.len() >= MAX_CACHED || cache.bytes.saturating_add(weight) > MAX_CACHED_BYTES {
+            cache.map.clear();
+            cache.bytes = 0;
+        }
+        cache.bytes = cache.bytes.saturating_add(weight);
+        let entry = (Arc::clone(compiled), Arc::default());
+        cache.map.insert(hash.to_owned(), entry.clone());
+        entry
     }
 
     /// Compiles `source` on the CPU pool, by `deadline` (or [`MAX_COMPILE_TIME`] from
@@ -250,7 +273,8 @@ impl Catalog {
         let compiled = Arc::new(self.compile(rec.source.clone(), deadline).await?);
         let store = Arc::clone(&self.store);
         let outcome = blocking(move || store.register_version(rec)).await??;
-        self.cache(&outcome.version().content_hash, &compiled);
+        let source_len = outcome.version().source.len();
+        self.cache(&outcome.version().content_hash, &compiled, source_len);
         Ok((outcome, compiled))
     }
 
@@ -320,7 +344,7 @@ impl Catalog {
         let store = Arc::clone(&self.store);
         let (name, selector) = (name.to_owned(), selector.map(str::to_owned));
         let version = blocking(move || store.resolve(&name, selector.as_deref())).await??;
-        let cached = self.compiled.lock().get(&version.content_hash).cloned();
+        let cached = self.compiled.lock().map.get(&version.content_hash).cloned();
         let (compiled, cost) = match cached {
             Some(c) => c,
             None => {
@@ -334,7 +358,7 @@ impl Catalog {
                         other => other,
                     },
                 )?);
-                self.cache(&version.content_hash, &compiled)
+                self.cache(&version.content_hash, &compiled, version.source.len())
             }
         };
         Ok(ResolvedModel {
@@ -355,7 +379,7 @@ impl Catalog {
 
     /// Compiled programs in the cache.
     pub fn cached(&self) -> usize {
-        self.compiled.lock().len()
+        self.compiled.lock().map.len()
     }
 }
 

@@ -112,7 +112,7 @@ impl InferencePool {
 
     /// The wait allowed now: `max_queue`, or a tenth of it while the queue has not
     /// drained for a whole `max_queue` (a standing queue).
-    fn queue_limit(&self) -> Duration {
+    pub fn queue_limit(&self) -> Duration {
         let since_free = self
             .micros_since_epoch()
             .saturating_sub(self.last_free.load(Ordering::Relaxed));

@@ -30,8 +30,10 @@
 //! enforces inside the run.
 //!
 //! Invariants:
-//! * Unknown cost (a version's first run) never runs inline.
-//! * MCMC never runs inline (it runs chains on threads of its own).
+//! * Unknown cost (a version's first run of a method) never runs inline.
+//! * MCMC and SMC never run inline: their work is a multiple of the draws that
+//!   the data sets (warm-up, tempering steps, rejuvenation moves).
+//! * Nothing over [`MAX_INLINE_UNITS`] runs inline, whatever its estimate.
 //! * A plan with a loop left in it never runs inline.
 //! * An inline job takes no pool permit (one runs per async worker at most, and it
 //!   should not queue behind long jobs); it is still panic-isolated and bounded by
@@ -52,25 +54,54 @@ use crate::infer::Method;
 /// Largest relative rise of the estimate from one slower run.
 pub const MAX_RISE: f64 = 0.05;
 
+/// Most work units a run may have to run inline, whatever its measured cost: an
+/// estimate learned on cheap runs (a branch on a latent skipped the costly part)
+/// can mislead by at most the ratio of the costliest op to the cheapest, times this.
+pub const MAX_INLINE_UNITS: f64 = 65_536.0;
+
+/// The methods that may run inline, each with an estimate of its own (a prior run
+/// and an importance run of the same version cost differently per unit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CostKind {
+    /// Prior sampling.
+    Prior = 0,
+    /// Importance sampling.
+    Importance = 1,
+}
+
 /// The learned cost of one compiled version; shared by every request for it.
 #[derive(Debug, Default)]
 pub struct RunCost {
-    /// `f64` bits of the estimated nanoseconds per work unit; 0 = not measured yet.
-    ns_per_unit: AtomicU64,
+    /// `f64` bits of the estimated nanoseconds per work unit, per [`CostKind`];
+    /// 0 = not measured yet.
+    ns_per_unit: [AtomicU64; 2],
 }
 
-/// Work units of a run: draws or particles × (1 + the bound plan's ops); `None`
-/// (never inline) for MCMC and for a plan whose work the data sets.
-pub fn work_units(method: &Method, cost: &StaticCost) -> Option<f64> {
+/// The work of one run, for dispatch: which estimate applies and how many units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Work {
+    /// The estimate that applies.
+    pub kind: CostKind,
+    /// Draws or particles × (1 + the bound plan's ops).
+    pub units: f64,
+}
+
+/// The work of a run, or `None` (never inline) for SMC and MCMC (their work is
+/// a multiple of the particles or draws that the data set: tempering steps,
+/// rejuvenation moves, warm-up) and for a plan whose work the data sets.
+pub fn work_units(method: &Method, cost: &StaticCost) -> Option<Work> {
     if !cost.fixed {
         return None;
     }
-    let n = match *method {
-        Method::Prior { draws } => draws,
-        Method::Importance { particles } | Method::Smc { particles, .. } => particles,
-        Method::Mcmc { .. } => return None,
+    let (kind, n) = match *method {
+        Method::Prior { draws } => (CostKind::Prior, draws),
+        Method::Importance { particles } => (CostKind::Importance, particles),
+        Method::Smc { .. } | Method::Mcmc { .. } => return None,
     };
-    Some(n as f64 * (1.0 + cost.ops as f64))
+    Some(Work {
+        kind,
+        units: n as f64 * (1.0 + cost.ops as f64),
+    })
 }
 
 static INLINE_RUNS: AtomicU64 = AtomicU64::new(0);
@@ -92,20 +123,29 @@ pub fn dispatch_counts() -> (u64, u64) {
 }
 
 impl RunCost {
-    /// Predicted run time for `units` of work, if measured before.
-    pub fn predict(&self, units: f64) -> Option<Duration> {
-        let bits = self.ns_per_unit.load(Ordering::Relaxed);
-        (bits != 0).then(|| Duration::from_nanos((f64::from_bits(bits) * units) as u64))
+    fn slot(&self, kind: CostKind) -> &AtomicU64 {
+        match kind {
+            CostKind::Prior => &self.ns_per_unit[0],
+            CostKind::Importance => &self.ns_per_unit[1],
+        }
     }
 
-    /// Folds in a measured run (`compute` for `units` of work). Concurrent updates
-    /// may lose one another's measurement, which only slows learning.
-    pub fn observe(&self, units: f64, compute: Duration) {
+    /// Predicted run time for `work`, if its kind was measured before.
+    pub fn predict(&self, work: Work) -> Option<Duration> {
+        let bits = self.slot(work.kind).load(Ordering::Relaxed);
+        (bits != 0).then(|| Duration::from_nanos((f64::from_bits(bits) * work.units) as u64))
+    }
+
+    /// Folds in a measured run (`compute` for `work`). Concurrent updates may lose
+    /// one another's measurement, which only slows learning.
+    pub fn observe(&self, work: Work, compute: Duration) {
+        let units = work.units;
         if units.is_nan() || units <= 0.0 {
             return;
         }
+        let slot = self.slot(work.kind);
         let sample = (compute.as_nanos() as f64 / units).max(f64::MIN_POSITIVE);
-        let bits = self.ns_per_unit.load(Ordering::Relaxed);
+        let bits = slot.load(Ordering::Relaxed);
         let next = if bits == 0 {
             sample
         } else {
@@ -113,13 +153,17 @@ impl RunCost {
             sample.min(old * (1.0 + MAX_RISE))
         };
         if next.is_finite() {
-            self.ns_per_unit.store(next.to_bits(), Ordering::Relaxed);
+            slot.store(next.to_bits(), Ordering::Relaxed);
         }
     }
 
-    /// Whether `units` of work are predicted to fit in `budget`.
-    pub fn fits(&self, units: Option<f64>, budget: Duration) -> bool {
-        match units.and_then(|u| self.predict(u)) {
+    /// Whether `work` is predicted to fit in `budget` (and is small enough to be
+    /// trusted to: at most [`MAX_INLINE_UNITS`]).
+    pub fn fits(&self, work: Option<Work>, budget: Duration) -> bool {
+        let Some(work) = work.filter(|w| w.units <= MAX_INLINE_UNITS) else {
+            return false;
+        };
+        match self.predict(work) {
             Some(t) => !budget.is_zero() && t <= budget,
             None => false,
         }
@@ -132,8 +176,9 @@ pub const TRACE_SITE_BYTES: u64 = 112;
 /// Encoded bytes of one output's summary, besides its name (14 fields).
 pub const SUMMARY_BYTES: u64 = 160;
 /// Bytes of working memory per kept draw of one output while summaries are built
-/// (the column copy, a sorted copy, ranks for ESS).
-pub const SUMMARY_WORK_BYTES: u64 = 32;
+/// (the column copy, a sorted copy, ranks and rank-normalized values for split
+/// R-hat and ESS, the autocovariance buffers).
+pub const SUMMARY_WORK_BYTES: u64 = 80;
 /// Bytes kept per draw besides its outputs (weights, log-likelihoods, indices).
 pub const PER_DRAW_BYTES: u64 = 32;
 
@@ -351,6 +396,19 @@ pub enum MemoryWaitError {
         /// The estimate.
         needed: u64,
     },
+    /// Running calls held the memory for longer than a call may queue: overload,
+    /// shed like a full CPU queue.
+    #[error(
+        "waited {waited_ms} ms (max_queue_ms) for {} of inference memory held by \
+         running calls",
+        mib(*needed)
+    )]
+    Shed {
+        /// The estimate.
+        needed: u64,
+        /// How long the call waited.
+        waited_ms: u64,
+    },
 }
 
 impl MemoryBudget {
@@ -372,14 +430,16 @@ impl MemoryBudget {
     }
 
     /// Holds `bytes` of the total until the returned permit is dropped, waiting
-    /// for running calls to release theirs until `deadline`.
+    /// for running calls to release theirs until `deadline`, but never longer than
+    /// `max_wait` (a call's queue time is bounded the same way on the CPU pool).
     ///
     /// # Errors
-    /// More than the total, or the deadline passed.
+    /// More than the total, the deadline passed, or `max_wait` did first.
     pub async fn acquire(
         &self,
         bytes: u64,
         deadline: Instant,
+        max_wait: Duration,
     ) -> Result<OwnedSemaphorePermit, MemoryWaitError> {
         let kib = bytes.div_ceil(1024).max(1);
         let over = || MemoryWaitError::OverTotal {
@@ -394,9 +454,16 @@ impl MemoryBudget {
         if let Ok(p) = Arc::clone(&self.permits).try_acquire_many_owned(kib) {
             return Ok(p);
         }
+        let started = Instant::now();
+        let shed_at = started.checked_add(max_wait).unwrap_or(deadline);
+        let until = shed_at.min(deadline);
         let wait = Arc::clone(&self.permits).acquire_many_owned(kib);
-        match tokio::time::timeout_at(deadline.into(), wait).await {
+        match tokio::time::timeout_at(until.into(), wait).await {
             Ok(Ok(p)) => Ok(p),
+            Err(_) if until < deadline => Err(MemoryWaitError::Shed {
+                needed: bytes,
+                waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            }),
             // The semaphore is never closed.
             Ok(Err(_)) | Err(_) => Err(MemoryWaitError::Deadline { needed: bytes }),
         }
@@ -428,25 +495,72 @@ mod tests {
         }
     }
 
+    fn prior(units: f64) -> Work {
+        Work {
+            kind: CostKind::Prior,
+            units,
+        }
+    }
+
+    fn importance(units: f64) -> Work {
+        Work {
+            kind: CostKind::Importance,
+            units,
+        }
+    }
+
     #[test]
     fn a_plan_with_a_loop_never_runs_inline_whatever_it_cost_before() {
         let c = RunCost::default();
         let budget = Duration::from_millis(1);
-        let prior = Method::Prior { draws: 300 };
+        let method = Method::Prior { draws: 300 };
         // Warm-up runs of the same version with the loop unrolled away (n = 0).
         for _ in 0..10 {
-            c.observe(301.0, Duration::from_nanos(300));
+            c.observe(prior(301.0), Duration::from_nanos(300));
         }
-        assert!(c.fits(work_units(&prior, &fixed(0)), budget));
+        assert!(c.fits(work_units(&method, &fixed(0)), budget));
         let looped = StaticCost {
             ops: 12,
             sites: 1,
             fixed: false,
         };
-        assert_eq!(work_units(&prior, &looped), None);
-        assert!(!c.fits(work_units(&prior, &looped), budget));
+        assert_eq!(work_units(&method, &looped), None);
+        assert!(!c.fits(work_units(&method, &looped), budget));
         // An unrolled loop counts every op: 16k ops × 300 draws is not tiny.
-        assert!(!c.fits(work_units(&prior, &fixed(16_000)), budget));
+        assert!(!c.fits(work_units(&method, &fixed(16_000)), budget));
+    }
+
+    #[test]
+    fn smc_never_runs_inline_and_each_method_learns_its_own_cost() {
+        let c = RunCost::default();
+        let budget = Duration::from_millis(1);
+        // Cheap prior runs teach the prior estimate only.
+        for _ in 0..10 {
+            c.observe(prior(2.0), Duration::from_nanos(2));
+        }
+        let smc = Method::Smc {
+            particles: 10,
+            ess_threshold: 0.5,
+        };
+        assert_eq!(work_units(&smc, &fixed(1)), None);
+        assert!(!c.fits(work_units(&smc, &fixed(1)), budget));
+        let imp = Method::Importance { particles: 10 };
+        assert!(
+            !c.fits(work_units(&imp, &fixed(1)), budget),
+            "importance has not been measured"
+        );
+        c.observe(importance(20.0), Duration::from_micros(20));
+        assert_eq!(c.predict(importance(1.0)), Some(Duration::from_micros(1)));
+        assert_eq!(c.predict(prior(1.0)), Some(Duration::from_nanos(1)));
+    }
+
+    #[test]
+    fn nothing_over_the_unit_cap_runs_inline_however_cheap_it_looked() {
+        let c = RunCost::default();
+        c.observe(prior(1.0), Duration::from_nanos(1));
+        let big = work_units(&Method::Prior { draws: 100_000 }, &fixed(0));
+        assert!(c.predict(prior(100_000.0)).unwrap_or(Duration::MAX) < Duration::from_millis(1));
+        assert!(!c.fits(big, Duration::from_secs(1)));
     }
 
     #[test]
@@ -498,22 +612,29 @@ mod tests {
     async fn the_global_budget_is_shared_and_an_estimate_over_it_is_refused_at_once() {
         let b = MemoryBudget::new(8 * MIB, 10 * MIB, 4 * MIB);
         let soon = Instant::now() + Duration::from_secs(60);
-        let over = b.acquire(11 * MIB, soon).await;
+        let long = Duration::from_secs(60);
+        let over = b.acquire(11 * MIB, soon, long).await;
         assert!(
             matches!(over, Err(MemoryWaitError::OverTotal { .. })),
             "{over:?}"
         );
-        let first = b.acquire(8 * MIB, soon).await;
+        let first = b.acquire(8 * MIB, soon, long).await;
         assert!(first.is_ok());
         assert_eq!(b.available(), 2 * MIB);
         // A second call waits for the first; past its deadline it gives up.
-        let second = b.acquire(8 * MIB, Instant::now()).await;
+        let second = b.acquire(8 * MIB, Instant::now(), long).await;
         assert!(
             matches!(second, Err(MemoryWaitError::Deadline { .. })),
             "{second:?}"
         );
+        // With a long deadline it waits only as long as a call may queue: shed.
+        let third = b.acquire(8 * MIB, soon, Duration::from_millis(5)).await;
+        assert!(
+            matches!(third, Err(MemoryWaitError::Shed { .. })),
+            "{third:?}"
+        );
         drop(first);
-        assert!(b.acquire(8 * MIB, soon).await.is_ok());
+        assert!(b.acquire(8 * MIB, soon, long).await.is_ok());
         assert_eq!(b.available(), 10 * MIB);
     }
 
@@ -556,7 +677,7 @@ mod tests {
         let c = RunCost::default();
         let budget = Duration::from_millis(1);
         assert!(!c.fits(work_units(&Method::Prior { draws: 1 }, &fixed(0)), budget));
-        c.observe(1.0, Duration::from_nanos(500));
+        c.observe(prior(1.0), Duration::from_nanos(500));
         assert!(c.fits(work_units(&Method::Prior { draws: 1 }, &fixed(0)), budget));
         let mcmc = Method::Mcmc {
             chains: 1,
@@ -574,11 +695,11 @@ mod tests {
     #[test]
     fn prediction_scales_with_work_and_follows_measurements() {
         let c = RunCost::default();
-        c.observe(10.0, Duration::from_micros(10)); // 1 µs per unit
+        c.observe(importance(10.0), Duration::from_micros(10)); // 1 µs per unit
         let one = work_units(&Method::Importance { particles: 1 }, &fixed(0));
         let many = work_units(&Method::Importance { particles: 1000 }, &fixed(3));
         assert_eq!(
-            c.predict(one.unwrap_or(0.0)),
+            c.predict(one.unwrap_or(importance(0.0))),
             Some(Duration::from_micros(1))
         );
         assert!(c.fits(one, Duration::from_micros(50)));
@@ -587,25 +708,25 @@ mod tests {
             "4000 units ≈ 4 ms"
         );
         for _ in 0..100 {
-            c.observe(1.0, Duration::from_micros(100)); // the model got slower
+            c.observe(importance(1.0), Duration::from_micros(100)); // the model got slower
         }
         assert!(!c.fits(one, Duration::from_micros(50)));
-        c.observe(0.0, Duration::from_secs(1)); // ignored
-        c.observe(f64::NAN, Duration::from_secs(1)); // ignored
-        assert!(c.predict(1.0).is_some());
+        c.observe(importance(0.0), Duration::from_secs(1)); // ignored
+        c.observe(importance(f64::NAN), Duration::from_secs(1)); // ignored
+        assert!(c.predict(importance(1.0)).is_some());
     }
 
     #[test]
     fn a_preemption_spike_barely_moves_the_estimate_a_faster_run_lowers_it() {
         let c = RunCost::default();
-        c.observe(1.0, Duration::from_micros(4));
-        c.observe(1.0, Duration::from_millis(3)); // descheduled mid-run
-        let after_spike = c.predict(1.0).unwrap_or(Duration::MAX);
+        c.observe(prior(1.0), Duration::from_micros(4));
+        c.observe(prior(1.0), Duration::from_millis(3)); // descheduled mid-run
+        let after_spike = c.predict(prior(1.0)).unwrap_or(Duration::MAX);
         assert!(
             after_spike <= Duration::from_nanos(4_200),
             "{after_spike:?}"
         );
-        c.observe(1.0, Duration::from_micros(2));
-        assert_eq!(c.predict(1.0), Some(Duration::from_micros(2)));
+        c.observe(prior(1.0), Duration::from_micros(2));
+        assert_eq!(c.predict(prior(1.0)), Some(Duration::from_micros(2)));
     }
 }

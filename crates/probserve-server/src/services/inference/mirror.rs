@@ -9,7 +9,8 @@ use probserve_lang::Inputs;
 use probserve_runtime::CancelToken;
 
 use super::Inference;
-use crate::infer::{self, CancelOnDrop, Method};
+use super::execute::Job;
+use crate::infer::{CancelOnDrop, Method};
 use crate::rollouts::{Mirror, SideOutcome};
 
 /// What a mirrored run repeats of the primary call.
@@ -46,30 +47,32 @@ impl Inference {
         });
     }
 
-    /// The mirror's first output (mean, sd), or `None` if any step failed.
+    /// The mirror's first output (mean, sd), or `None` if any step failed or an
+    /// output was not finite. The run goes through the same execute stage as the
+    /// primary call (memory budget, site budget, the pool; never inline).
     async fn mirror_run(
         &self,
         version: &str,
         c: MirrorCall,
         started: Instant,
     ) -> Option<(f64, f64)> {
-        let deadline = started + c.budget;
+        let deadline = started.checked_add(c.budget).unwrap_or(started);
         let resolved = self.catalog.resolve(&c.model, Some(version)).await.ok()?;
         let cancel = CancelToken::new().with_deadline(deadline);
         let _guard = CancelOnDrop(cancel.clone());
-        let bound = resolved
-            .compiled
-            .bind(&c.inputs)
-            .ok()?
-            .with_cancel(cancel.clone());
-        let (method, seed) = (c.method, c.seed);
-        let (out, _) = self
-            .pool
-            .run(deadline, move || {
-                infer::run(&bound, &method, seed, &cancel, 0)
-            })
-            .await
-            .ok()?;
-        out.summaries.first().map(|s| (s.mean, s.sd))
+        let job = Job {
+            resolved: &resolved,
+            inputs: &c.inputs,
+            method: &c.method,
+            seed: c.seed,
+            deadline,
+            max_draws: 0,
+            allow_inline: false,
+        };
+        let done = self.execute(job, &cancel).await.ok()?;
+        if !done.out.non_finite.is_empty() {
+            return None;
+        }
+        done.out.summaries.first().map(|s| (s.mean, s.sd))
     }
 }

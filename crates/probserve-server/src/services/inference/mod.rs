@@ -11,6 +11,7 @@ use probserve_runtime::{CancelToken, InferError};
 use tonic::{Code, Request, Response, Status, Streaming};
 use tracing::Instrument as _;
 
+mod execute;
 mod mirror;
 mod request;
 mod stream;
@@ -21,11 +22,13 @@ use crate::infer::{self, CancelOnDrop, InferencePool, Method, RunError};
 use crate::rollouts::{MirrorLimit, Rollouts, Routed, SideOutcome};
 use crate::run_cost;
 use crate::services::status::{from_catalog, invalid_argument, with_reason};
+pub use execute::ResponseHold;
+use execute::memory_error;
 use mirror::MirrorCall;
 use probserve_experiment::metrics::Observation;
 use probserve_experiment::routing::Reason;
 pub use request::inputs_from_proto;
-use request::{Violations, grpc_timeout, input_value, input_violation, method};
+use request::{Violations, grpc_timeout, input_value, method};
 
 /// The InferenceService handler.
 #[derive(Debug, Clone)]
@@ -116,21 +119,7 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
     }
     match e {
         RunError::QueueDeadline { .. } => Status::deadline_exceeded(e.to_string()),
-        RunError::Overloaded { .. } => {
-            use tonic_types::{ErrorDetails, StatusExt as _};
-            let mut details = ErrorDetails::new();
-            details.set_error_info(
-                "OVERLOADED",
-                crate::services::status::ERROR_DOMAIN,
-                std::collections::HashMap::<String, String>::new(),
-            );
-            details.set_retry_info(Some(probserve_reliability::admission::SHED_RETRY_AFTER));
-            Status::with_error_details(
-                Code::ResourceExhausted,
-                format!("load shed: {e}; retry with back-off"),
-                details,
-            )
-        }
+        RunError::Overloaded { .. } => overloaded(format!("load shed: {e}; retry with back-off")),
         RunError::Panicked(msg) => {
             tracing::error!(panic = %msg, "inference panicked");
             with_reason(
@@ -161,9 +150,10 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
                 source: probserve_runtime::ModelError::SiteLimit { .. },
                 ..
             } => memory_error(format!(
-                "the model visited more sites in one run than the request's memory budget \
-                 allows (max_request_memory_bytes): lower the loop lengths set by the \
-                 inputs or num_samples: {ie}"
+                "the model visited more sites (or wrote further into a run-time array) in \
+                 one run than the request's memory budget allows \
+                 (max_request_memory_bytes): lower the loop lengths or indices set by the \
+                 inputs, or num_samples: {ie}"
             )),
             InferError::Model { .. } => with_reason(
                 Code::FailedPrecondition,
@@ -183,9 +173,18 @@ fn run_error(e: RunError, cancel: &CancelToken, deadline: Instant) -> Status {
     }
 }
 
-/// RESOURCE_EXHAUSTED / MEMORY_BUDGET for a request over a memory budget.
-fn memory_error(e: impl std::fmt::Display) -> Status {
-    with_reason(Code::ResourceExhausted, e.to_string(), "MEMORY_BUDGET")
+/// RESOURCE_EXHAUSTED / OVERLOADED with a retry hint: the call was shed because
+/// running calls hold the CPU pool or the memory for longer than a call may queue.
+fn overloaded(message: String) -> Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let mut details = ErrorDetails::new();
+    details.set_error_info(
+        "OVERLOADED",
+        crate::services::status::ERROR_DOMAIN,
+        std::collections::HashMap::<String, String>::new(),
+    );
+    details.set_retry_info(Some(probserve_reliability::admission::SHED_RETRY_AFTER));
+    Status::with_error_details(Code::ResourceExhausted, message, details)
 }
 
 /// The message for outputs with non-finite draws, if any.
@@ -248,7 +247,7 @@ impl Inference {
         &self,
         r: InferRequest,
         timeout: Option<Duration>,
-    ) -> Result<InferResponse, Status> {
+    ) -> Result<(InferResponse, ResponseHold), Status> {
         if !crate::telemetry::exporting_spans() {
             return self.run_one(r, timeout).await;
         }
@@ -262,7 +261,7 @@ impl Inference {
             probserve.method = tracing::field::Empty,
         );
         let result = self.run_one(r, timeout).instrument(span.clone()).await;
-        if let Ok(resp) = &result {
+        if let Ok((resp, _)) = &result {
             if let Some(by) = &resp.served_by {
                 span.record("probserve.version", by.version.as_str());
                 span.record("probserve.rollout", by.rollout_id.as_str());
@@ -282,7 +281,7 @@ impl Inference {
         &self,
         r: InferRequest,
         timeout: Option<Duration>,
-    ) -> Result<InferResponse, Status> {
+    ) -> Result<(InferResponse, ResponseHold), Status> {
         let arrived = Instant::now();
         // Clamped to the server's maximum and added without overflow: a client's
         // `grpc-timeout` can be up to 99,999,999 hours.
@@ -331,19 +330,8 @@ impl Inference {
             .resolve(&r.model, selector)
             .await
             .map_err(from_catalog)?;
-        let bound = resolved.compiled.bind(&inputs).map_err(|errs| {
-            let v: Violations = errs.iter().map(input_violation).collect();
-            invalid_argument(
-                format!(
-                    "inputs do not match the model's data declarations: {} problem(s)",
-                    v.len()
-                ),
-                v,
-            )
-        })?;
         let cancel = CancelToken::new().with_deadline(deadline);
         let _guard = CancelOnDrop(cancel.clone());
-        let bound = bound.with_cancel(cancel.clone());
         let max_draws = if r.return_draws {
             if r.max_draws == 0 {
                 1000
@@ -353,58 +341,22 @@ impl Inference {
         } else {
             0
         };
-        // The memory budget, before anything runs: draws kept, traces, summaries and
-        // the response; a plan with loops gets a site budget the runtime enforces.
-        let static_cost = bound.static_cost();
-        let memory = run_cost::memory_plan(
-            &run_cost::MemoryRequest {
-                method: &method,
-                width: bound.output_width(),
-                name_bytes: bound.output_labels().iter().map(String::len).sum(),
-                cost: static_cost,
-                step_limit: bound.step_limit(),
-                max_draws,
-            },
-            self.memory.request,
-            self.memory.max_message,
-        )
-        .map_err(memory_error)?;
-        let bound = bound.with_max_sites(memory.max_sites);
-        let _memory = match self.memory.acquire(memory.bytes, deadline).await {
-            Ok(p) => p,
-            Err(e @ run_cost::MemoryWaitError::Deadline { .. }) => {
-                return Err(Status::deadline_exceeded(e.to_string()));
-            }
-            Err(e) => return Err(memory_error(e)),
+        let job = execute::Job {
+            resolved: &resolved,
+            inputs: &inputs,
+            method: &method,
+            seed,
+            deadline,
+            max_draws,
+            allow_inline: true,
         };
-        let job_method = method.clone();
-        let job_cancel = cancel.clone();
-        let units = run_cost::work_units(&method, &static_cost);
-        // The job times itself: the learned cost must not include hand-off delays.
-        let job = move || {
-            let t = Instant::now();
-            infer::run(&bound, &job_method, seed, &job_cancel, max_draws).map(|o| (o, t.elapsed()))
-        };
-        let inline = resolved.cost.fits(units, self.inline_budget);
-        run_cost::count_dispatch(inline);
-        let result = if inline {
-            self.pool.run_inline(job)
-        } else {
-            self.pool.run(deadline, job).await
-        };
-        let result = result.map(|((out, compute), queued)| {
-            if let Some(u) = units {
-                resolved.cost.observe(u, compute);
-            }
-            (out, queued, compute)
-        });
-        let result = result.map_err(|e| run_error(e, &cancel, deadline));
+        let result = self.execute(job, &cancel).await;
         // Non-finite outputs fail the call or warn, by policy; either way they count
         // as an error for the rollout arm's guardrails.
         let nan = result
             .as_ref()
             .ok()
-            .and_then(|(o, _, _)| non_finite_message(&o.non_finite, o.num_draws));
+            .and_then(|x| non_finite_message(&x.out.non_finite, x.out.num_draws));
         let result = match (result, &nan) {
             (Ok(_), Some(msg)) if self.non_finite == NonFinitePolicy::Error => {
                 Err(with_reason(Code::Internal, msg.clone(), "MODEL_NAN"))
@@ -421,10 +373,7 @@ impl Inference {
                 Err(s) if s.code() == Code::Cancelled => (false, false),
                 Err(_) => (true, false),
             };
-            let first = result
-                .as_ref()
-                .ok()
-                .and_then(|(o, _, _)| o.summaries.first());
+            let first = result.as_ref().ok().and_then(|x| x.out.summaries.first());
             let latency_ms = arrived.elapsed().as_secs_f64() * 1000.0;
             rt.record(&Observation {
                 latency_ms,
@@ -448,7 +397,12 @@ impl Inference {
                 self.spawn_mirror(mirror.clone(), call, primary);
             }
         }
-        let (out, queued, compute) = result?;
+        let execute::Executed {
+            out,
+            queued,
+            compute,
+            hold,
+        } = result?;
         let summaries: Vec<OutputSummary> = out.summaries.iter().map(summary).collect();
         let min_ess = summaries
             .iter()
@@ -473,7 +427,7 @@ impl Inference {
             ));
         }
         let version = &resolved.version;
-        Ok(InferResponse {
+        let response = InferResponse {
             outputs: summaries,
             log_evidence: out.log_evidence,
             served_by: Some(ServedBy {
@@ -512,7 +466,8 @@ impl Inference {
             seed,
             trace_id: crate::telemetry::current_trace_id(),
             method: method_enum(&method) as i32,
-        })
+        };
+        Ok((response, hold))
     }
 }
 
@@ -524,7 +479,7 @@ impl InferenceService for Inference {
         let timeout = grpc_timeout(&req);
         let r = req.into_inner();
         let model = r.model.clone();
-        let result = self.infer_one(r, timeout).await;
+        let result = self.infer_one(r, timeout).await.map(|(resp, _hold)| resp);
         match &result {
             Ok(resp) => {
                 let v = resp

@@ -1,6 +1,10 @@
 //! `InferStream`: each item of the request stream is one inference, answered by
 //! id in completion order, at most [`STREAM_CONCURRENCY`] at a time per stream.
 //!
+//! An item keeps its concurrency slot and its response's memory until its answer
+//! is handed over, with one answer buffered, so a client that stops reading holds
+//! at most [`STREAM_CONCURRENCY`] + 1 answers and stops its stream's work.
+//!
 //! Each item is admitted on its own: it takes a permit from the server's
 //! [`Admission`](probserve_reliability::Admission) (the stream's own permit ends
 //! when its response headers go out), and an item refused there or by the CPU
@@ -49,8 +53,10 @@ pub(super) fn infer_stream(
 ) -> Stream<InferStreamResponse> {
     let timeout = grpc_timeout(&req);
     let mut incoming = req.into_inner();
-    let (tx, rx) =
-        tokio::sync::mpsc::channel::<Result<InferStreamResponse, Status>>(STREAM_CONCURRENCY * 2);
+    // One answer buffered: an item whose answer waits for a slow reader keeps its
+    // response memory held (`ResponseHold`) and its concurrency slot until it is
+    // handed over, so a client that stops reading stops its stream's work.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<InferStreamResponse, Status>>(1);
     let task = tokio::spawn(async move {
         let limit = Arc::new(tokio::sync::Semaphore::new(STREAM_CONCURRENCY));
         // Dropped with this task: aborting it aborts every item.
@@ -89,7 +95,12 @@ pub(super) fn infer_stream(
                     )),
                 };
                 drop(permit);
+                let (resp, hold) = match resp {
+                    Ok((r, hold)) => (Ok(r), Some(hold)),
+                    Err(s) => (Err(s), None),
+                };
                 let _ = tx.send(Ok(answer(id, resp))).await;
+                drop(hold);
                 drop(local);
             });
         }
