@@ -58,7 +58,14 @@ impl<U: prost::Message + Default> Decoder for RequestDecoder<U> {
 
 /// INVALID_ARGUMENT for a request that is not a valid protobuf encoding of its type.
 pub fn undecodable(error: &prost::DecodeError) -> Status {
-    let (field, description) = split_decode_error(&error.to_string());
+    undecodable_text(&error.to_string())
+}
+
+/// INVALID_ARGUMENT for prost's decode error text (`failed to decode Protobuf
+/// message: ...`), e.g. as tonic's own codec reports it for services (health,
+/// reflection) that do not use [`RequestDecoder`].
+pub fn undecodable_text(text: &str) -> Status {
+    let (field, description) = split_decode_error(text);
     let message = format!("the request is not a valid protobuf message: {field}: {description}");
     let details = ErrorDetails::with_bad_request(vec![FieldViolation::new(field, description)]);
     Status::with_error_details(Code::InvalidArgument, message, details)

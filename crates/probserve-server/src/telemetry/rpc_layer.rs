@@ -209,6 +209,23 @@ const OVERSIZED: [&str; 2] = [
     "Error, encoded message length too large",
 ];
 
+/// tonic's own codec (health, reflection) answers INTERNAL for a request that does
+/// not decode; it is the client's mistake: INVALID_ARGUMENT with the field, as our
+/// services answer. `None` for any other INTERNAL.
+fn undecodable_status(headers: &mut http::HeaderMap) -> Option<i32> {
+    let message = headers
+        .get("grpc-message")
+        .map(|v| percent_decode(v.as_bytes()))?;
+    if !message.starts_with("failed to decode Protobuf message") {
+        return None;
+    }
+    let status = probserve_proto::codec::undecodable_text(&message);
+    headers.remove("grpc-message");
+    headers.remove("grpc-status-details-bin");
+    status.add_header(headers).ok()?;
+    Some(tonic::Code::InvalidArgument as i32)
+}
+
 /// The status code of a response (headers or trailers), after rewriting tonic's
 /// OUT_OF_RANGE for an oversized message (its framing raises it before any of our
 /// code sees the message) to what the error model says: RESOURCE_EXHAUSTED with
@@ -217,6 +234,9 @@ fn observed_status(headers: &mut http::HeaderMap) -> Option<i32> {
     let code = grpc_status(headers)?;
     if code != 0 {
         fit_status(headers);
+    }
+    if code == tonic::Code::Internal as i32 {
+        return Some(undecodable_status(headers).unwrap_or(code));
     }
     if code != tonic::Code::OutOfRange as i32 {
         return Some(code);
