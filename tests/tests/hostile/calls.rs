@@ -40,6 +40,16 @@ pub const TRACE_BOMB: &str = "model hostile_trace {
 }
 ";
 
+/// Item 2 (a second round): `w[m]` written under a latent branch, a run-time array
+/// whose index the data sets (16 M elements would be 268 MB per run).
+pub const FAR_WRITE: &str = "model hostile_far {
+  data m: int;
+  b ~ bernoulli(0.5);
+  if b { w[m] ~ normal(0.0, 1.0); }
+  output b;
+}
+";
+
 pub fn int(v: i64) -> Value {
     Value {
         kind: Some(Kind::Int(v)),
@@ -138,6 +148,7 @@ pub async fn set_up(server: &Server) -> f64 {
         ("hostile_loop", LOOP_BOMB),
         ("hostile_wide", WIDE),
         ("hostile_trace", TRACE_BOMB),
+        ("hostile_far", FAR_WRITE),
     ] {
         reg.register_model(RegisterModelRequest {
             name: name.into(),
@@ -263,6 +274,13 @@ pub async fn attack(server: &Server, capacity: f64) -> Vec<Outcome> {
             10,
         ),
         ("2 trace of 3e6 sites", "hostile_trace", "n", 3_000_000, 4),
+        (
+            "2 run-time array written at 2^24-1",
+            "hostile_far",
+            "m",
+            (1 << 24) - 1,
+            200,
+        ),
     ] {
         let mut c = inference(connect(server).await);
         set.spawn(async move {
@@ -464,6 +482,13 @@ pub async fn one_by_one(server: &Server) -> Vec<Outcome> {
             "n",
             3_000_000,
             4,
+        ),
+        (
+            "2 alone: run-time array written at 2^24-1",
+            "hostile_far",
+            "m",
+            (1 << 24) - 1,
+            200,
         ),
     ] {
         let t = Instant::now();

@@ -50,6 +50,18 @@ async fn assert_alive(server: &mut Server) {
     assert!(r.is_ok(), "a cheap Infer after the attack failed: {r:?}");
 }
 
+/// The server's peak resident memory so far (VmHWM), for the report.
+fn peak_rss(server: &Server) -> String {
+    std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn tail(s: &str) -> String {
     let lines: Vec<&str> = s.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
@@ -70,7 +82,10 @@ async fn health_never_stalls_under_hostile_calls() {
     }
     let alone = overload(channels, capacity).await;
     let probes = prober.finish();
-    eprintln!("health_never_stalls: hostile calls");
+    eprintln!(
+        "health_never_stalls: hostile calls (peak RSS {})",
+        peak_rss(&server)
+    );
     report(&outcomes, capacity);
     eprintln!("health_never_stalls: the 4x overload alone");
     report(&alone, capacity);
@@ -135,11 +150,17 @@ async fn hostile_calls_do_not_kill_the_process_under_an_address_space_limit() {
     // First the memory-hungry calls one at a time, so each really runs (in the storm
     // below they might only queue), then everything at once.
     let mut outcomes = one_by_one(&server).await;
-    eprintln!("memory: the calls one by one under prlimit --as={ADDRESS_SPACE}");
+    eprintln!(
+        "memory: the calls one by one under prlimit --as={ADDRESS_SPACE} (peak RSS {})",
+        peak_rss(&server)
+    );
     report(&outcomes, capacity);
     assert_alive(&mut server).await;
     outcomes.extend(attack(&server, capacity).await);
-    eprintln!("memory: hostile calls under prlimit --as={ADDRESS_SPACE}");
+    eprintln!(
+        "memory: hostile calls under prlimit --as={ADDRESS_SPACE} (peak RSS {})",
+        peak_rss(&server)
+    );
     report(&outcomes, capacity);
     assert_alive(&mut server).await;
     // Refusals are fine; a dead process or a crash reported as INTERNAL/UNKNOWN is not.
