@@ -329,9 +329,10 @@ async fn mcmc_summaries_stop_at_the_deadline() {
     .await;
     register_wide(&server).await;
     let ch = server.channel().await;
-    // Sampling takes well under a second; summarizing 200 outputs of 8 × 20,000
+    // Sampling takes well under a second; summarizing 200 outputs of 8 × 15,000
     // strongly autocorrelated draws takes tens of seconds (the ESS walks many lags).
-    let mut heavy = tonic::Request::new(wide_mcmc(200, 20_000));
+    // (8 × 20,000 draws are now over the default memory budget.)
+    let mut heavy = tonic::Request::new(wide_mcmc(200, 15_000));
     heavy.set_timeout(Duration::from_secs(4));
     let e = InferenceServiceClient::new(ch.clone())
         .infer(heavy)

@@ -186,13 +186,23 @@ async fn requests_over_the_memory_budget_are_refused_before_running_naming_the_o
     );
     healthy(&server).await;
 
-    // A 10^6-element output: refused by its response size, before it is computed.
+    // A 10^6-element output: refused while binding, before anything as wide as
+    // the output is built (the old server computed and encoded 103 MB first).
     let t = Instant::now();
     let e = inf
         .infer(call("wide", &[("k", int(1_000_000))], 1))
         .await
-        .expect_err("response over max_message_bytes");
+        .expect_err("over the output width limit");
     eprintln!("the 10^6-element output was refused in {:?}", t.elapsed());
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("at most 262144"), "{}", e.message());
+
+    // A 10^5-element output: within the width limit, refused by its response size
+    // before it is computed.
+    let e = inf
+        .infer(call("wide", &[("k", int(100_000))], 1))
+        .await
+        .expect_err("response over max_message_bytes");
     assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert_eq!(reason(&e), "MEMORY_BUDGET", "{e:?}");
     assert!(e.message().contains("output size"), "{}", e.message());
