@@ -15,6 +15,7 @@
 //! fallbacks), health scoring and SLO tracking here (see DESIGN.md).
 
 pub mod admission;
+pub mod breaker;
 pub mod deadline;
 pub mod panic;
 
