@@ -18,6 +18,7 @@ pub mod admission;
 pub mod breaker;
 pub mod deadline;
 pub mod panic;
+pub mod slo;
 
 pub use admission::{Admission, AdmissionLayer, AdmissionService, ItemPermit};
 pub use deadline::DeadlineLayer;
