@@ -159,7 +159,7 @@ impl Breaker {
                 self.take_probe_permit();
                 Ok(self.permit(Some(transition)))
             }
-            Phase::Open { until } => Err(self.refuse(Some(until.duration_since(now)))),
+            Phase::Open { until } => Err(self.refuse(Some(until.saturating_duration_since(now)))),
             Phase::HalfOpen { permits_left } if permits_left > 0 => {
                 self.take_probe_permit();
                 Ok(self.permit(None))
