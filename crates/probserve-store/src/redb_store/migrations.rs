@@ -5,12 +5,16 @@
 //! the new version; a crash mid-way leaves the file at its old version. A file
 //! with a newer version than [`CURRENT_SCHEMA_VERSION`] is refused untouched.
 //!
+//! A file with tables but no schema version is another application's and is
+//! refused untouched (see [`migrate`]).
+//!
 //! To change the schema: append a step here, bump [`CURRENT_SCHEMA_VERSION`], and
 //! add an upgrade test that writes the previous format by hand.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, MultimapTableHandle as _, ReadableTable, TableHandle as _, WriteTransaction};
 
 use super::backend_error as be;
 use super::tables::{
@@ -53,9 +57,32 @@ const MIGRATIONS: &[Migration] = &[
 
 /// Brings the file to [`CURRENT_SCHEMA_VERSION`]; returns the version it found
 /// (0 for a new file).
-pub(crate) fn migrate(db: &Database) -> Result<u64> {
+///
+/// Schema 0 with tables in it is another application's redb database: probserve
+/// writes its schema version in the transaction that creates its first tables,
+/// so every file it ever wrote has one. Such a file is refused untouched.
+pub(crate) fn migrate(db: &Database, path: &Path) -> Result<u64> {
     let txn = db.begin_write().map_err(be)?;
-    let found = read_schema_version(&txn)?;
+    let tables = table_names(&txn)?;
+    let found = if tables.iter().any(|t| t == META.name()) {
+        read_schema_version(&txn)?
+    } else {
+        0
+    };
+    if found == 0 && !tables.is_empty() {
+        let mut shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+        if tables.len() > shown.len() {
+            shown.push("...");
+        }
+        return Err(StoreError::NotAStore {
+            path: path.display().to_string(),
+            problem: format!(
+                "it is a redb database without a probserve schema (tables {}), \
+                 probably another application's",
+                shown.join(", ")
+            ),
+        });
+    }
     if found > CURRENT_SCHEMA_VERSION {
         // Dropping `txn` aborts it: the newer file is left exactly as it was.
         return Err(StoreError::SchemaTooNew {
@@ -75,6 +102,21 @@ pub(crate) fn migrate(db: &Database) -> Result<u64> {
         .map_err(be)?;
     txn.commit().map_err(be)?;
     Ok(found)
+}
+
+/// Names of every table, plain and multimap, without creating any.
+fn table_names(txn: &WriteTransaction) -> Result<Vec<String>> {
+    let mut names: Vec<String> = txn
+        .list_tables()
+        .map_err(be)?
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.extend(
+        txn.list_multimap_tables()
+            .map_err(be)?
+            .map(|t| t.name().to_owned()),
+    );
+    Ok(names)
 }
 
 fn read_schema_version(txn: &WriteTransaction) -> Result<u64> {
