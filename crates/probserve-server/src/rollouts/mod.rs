@@ -342,6 +342,8 @@ impl Rollouts {
                 version: base,
                 only_if_unset: true,
             }],
+            require_labels: Vec::new(),
+            holds: Vec::new(),
         };
         let s = Arc::clone(&self.store);
         let commit = blocking(move || s.commit_rollout(&write)).await??;
@@ -460,6 +462,8 @@ impl Rollouts {
             audit,
             require_servable,
             labels,
+            require_labels: Vec::new(),
+            holds: Vec::new(),
         };
         let s = Arc::clone(&self.store);
         let commit = blocking(move || s.commit_rollout(&write)).await??;

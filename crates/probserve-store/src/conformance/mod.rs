@@ -52,6 +52,10 @@ pub const CASES: &[Case] = &[
         "rollout_commit_checks_inside_the_transaction",
         state::rollout_commit_checks_inside_the_transaction,
     ),
+    (
+        "active_rollouts_hold_their_versions",
+        state::active_rollouts_hold_their_versions,
+    ),
     ("blobs", state::blobs),
     (
         "concurrent_register_same_version",

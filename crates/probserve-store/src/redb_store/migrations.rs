@@ -18,14 +18,14 @@ use redb::{Database, MultimapTableHandle as _, ReadableTable, TableHandle as _, 
 
 use super::backend_error as be;
 use super::tables::{
-    AUDIT, BLOBS, LABELS, META, MODELS, ModelRow, ROLLOUTS, SCHEMA_VERSION_KEY, VERSION_SEQ,
-    VERSIONS, VersionRow, decode, encode,
+    AUDIT, BLOBS, LABELS, META, MODELS, ModelRow, ROLLOUT_HOLDS, ROLLOUTS, SCHEMA_VERSION_KEY,
+    VERSION_SEQ, VERSIONS, VersionRow, decode, encode,
 };
 use crate::error::{Result, StoreError};
 use crate::validate::{STABLE_LABEL, parse_version};
 
 /// Schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 3;
+pub const CURRENT_SCHEMA_VERSION: u64 = 4;
 
 /// One schema step, taking a file from version `to - 1` to `to`.
 struct Migration {
@@ -52,6 +52,12 @@ const MIGRATIONS: &[Migration] = &[
         what: "pin `stable` on every model without it to its highest non-archived version \
                (default resolution no longer falls back to the latest version)",
         apply: v3_pin_stable,
+    },
+    Migration {
+        to: 4,
+        what: "add rollout_holds (versions active rollouts keep in use), backfilled from the \
+               active rollouts the server stored",
+        apply: v4_rollout_holds,
     },
 ];
 
@@ -176,6 +182,37 @@ fn v3_pin_stable(txn: &WriteTransaction) -> Result<()> {
         if labels.get((name, STABLE_LABEL)).map_err(be)?.is_none() {
             labels
                 .insert((name, STABLE_LABEL), latest.as_str())
+                .map_err(be)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rollout values are opaque to the store, except here: before schema 4 the
+/// server (the only writer) stored `{"model", "rollout": {"spec": {"baseline",
+/// "candidate"}, "state": {"phase"}}}`; values of any other shape hold nothing.
+fn v4_rollout_holds(txn: &WriteTransaction) -> Result<()> {
+    let rollouts = txn.open_table(ROLLOUTS).map_err(be)?;
+    let mut holds = txn.open_table(ROLLOUT_HOLDS).map_err(be)?;
+    for item in rollouts.iter().map_err(be)? {
+        let (k, v) = item.map_err(be)?;
+        let value: serde_json::Value = decode("rollouts", v.value().1)?;
+        let text = |ptr: &str| value.pointer(ptr).and_then(serde_json::Value::as_str);
+        let active = matches!(
+            text("/rollout/state/phase"),
+            Some("Pending" | "Running" | "Paused")
+        );
+        let pairs: Vec<(String, String)> = match text("/model") {
+            Some(model) if active => ["/rollout/spec/baseline", "/rollout/spec/candidate"]
+                .iter()
+                .filter_map(|p| text(p))
+                .map(|version| (model.to_owned(), version.to_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !pairs.is_empty() {
+            holds
+                .insert(k.value(), encode(&pairs)?.as_slice())
                 .map_err(be)?;
         }
     }

@@ -6,6 +6,7 @@
 //! writes serializable; readers see consistent snapshots and never block writers.
 
 mod file_check;
+mod holds;
 mod migrations;
 mod registry;
 mod tables;
@@ -229,13 +230,13 @@ impl Store for RedbStore {
     fn set_label(&self, name: &str, label: &str, version: &str) -> Result<Option<String>> {
         let key = registry::VersionKey::new(name, version)?;
         crate::validate::validate_label(label)?;
-        self.write_registry(|txn| registry::set_label(txn, &key, label))
+        self.write_registry(|txn| holds::set_label_checked(txn, &key, label))
     }
 
     fn delete_label(&self, name: &str, label: &str) -> Result<Option<String>> {
         crate::validate::validate_model_name(name)?;
         crate::validate::validate_label(label)?;
-        self.write_registry(|txn| registry::delete_label(txn, name, label))
+        self.write_registry(|txn| holds::delete_label_checked(txn, name, label))
     }
 
     fn get_label(&self, name: &str, label: &str) -> Result<Option<String>> {
@@ -289,6 +290,10 @@ impl Store for RedbStore {
             for m in &w.labels {
                 registry::move_label(txn, &m.model, &m.label, &m.version, m.only_if_unset)?;
             }
+            for l in &w.require_labels {
+                registry::require_label(txn, &l.model, &l.label, &l.version)?;
+            }
+            holds::put_holds(txn, &w.id, &w.holds)?;
             Ok(RolloutCommit {
                 revision,
                 audit_seq,

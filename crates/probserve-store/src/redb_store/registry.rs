@@ -3,7 +3,9 @@
 //! Invariants kept by every write here (and checked by the conformance suite):
 //! the `models` row of a model counts its `versions` rows and names the highest
 //! non-archived one; `version_seq` has one entry per version; no label points to
-//! an archived or missing version.
+//! an archived or missing version; no version an active rollout holds is archived;
+//! while a rollout holds a model, only the rollout's own writes move its `stable`
+//! label.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -27,7 +29,7 @@ use crate::validate::{
 
 /// A validated (name, normalized version) pair.
 pub(super) struct VersionKey {
-    name: String,
+    pub(super) name: String,
     version: String,
 }
 
@@ -275,6 +277,18 @@ pub(super) fn archive(txn: &WriteTransaction, key: &VersionKey) -> Result<ModelV
             blocking.join(", ")
         )));
     }
+    let users: Vec<String> = super::holds::holders(txn, name)?
+        .into_iter()
+        .filter(|(_, versions)| versions.iter().any(|v| v == version))
+        .map(|(id, _)| format!("{id:?}"))
+        .collect();
+    if !users.is_empty() {
+        return Err(StoreError::precondition(format!(
+            "{} is used by active rollout {}; promote, roll back or abort it before archiving",
+            key.describe(),
+            users.join(", ")
+        )));
+    }
     row.archived = true;
     versions
         .insert((name, version), encode(&row)?.as_slice())
@@ -477,6 +491,27 @@ pub(super) fn move_label(
         return Ok(());
     }
     set_label(txn, &key, label).map(|_| ())
+}
+
+/// Fails unless `label` of `name` points at `version`.
+pub(super) fn require_label(
+    txn: &WriteTransaction,
+    name: &str,
+    label: &str,
+    version: &str,
+) -> Result<()> {
+    let key = VersionKey::new(name, version)?;
+    match get_label_in(txn, name, label)? {
+        Some(at) if at == key.version => Ok(()),
+        Some(at) => Err(StoreError::precondition(format!(
+            "label {label:?} of model {name:?} points at version {at:?}, not {:?}",
+            key.version
+        ))),
+        None => Err(StoreError::precondition(format!(
+            "model {name:?} has no label {label:?}; it must point at version {:?}",
+            key.version
+        ))),
+    }
 }
 
 fn get_label_in(txn: &WriteTransaction, name: &str, label: &str) -> Result<Option<String>> {
