@@ -83,9 +83,10 @@ pub trait Store: Send + Sync + 'static {
     /// Points `label` of model `name` at `version`; returns the version it pointed
     /// to before, if any. The version must exist ([`NotFound`](crate::StoreError::NotFound))
     /// and not be archived ([`FailedPrecondition`](crate::StoreError::FailedPrecondition)).
-    /// Also `FailedPrecondition`: `stable` while an active rollout holds a version
-    /// of the model (naming it; only the rollout's own [`Store::commit_rollout`]
-    /// moves it then).
+    /// Also `FailedPrecondition`: a new label on a model that already has
+    /// [`MAX_LABELS_PER_MODEL`](crate::validate::MAX_LABELS_PER_MODEL), and
+    /// `stable` while an active rollout holds a version of the model (naming it;
+    /// only the rollout's own [`Store::commit_rollout`] moves it then).
     fn set_label(&self, name: &str, label: &str, version: &str) -> Result<Option<String>>;
 
     /// Removes a label; returns the version it pointed to, if it existed.

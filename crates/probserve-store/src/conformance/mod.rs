@@ -39,6 +39,10 @@ pub const CASES: &[Case] = &[
     ("first_version_is_stable", registry::first_version_is_stable),
     ("archive", registry::archive),
     (
+        "labels_per_model_are_capped",
+        registry::labels_per_model_are_capped,
+    ),
+    (
         "registry_generation_tracks_writes",
         registry::registry_generation_tracks_writes,
     ),

@@ -4,8 +4,8 @@
 //! the `models` row of a model counts its `versions` rows and names the highest
 //! non-archived one; `version_seq` has one entry per version; no label points to
 //! an archived or missing version; no version an active rollout holds is archived;
-//! while a rollout holds a model, only the rollout's own writes move its `stable`
-//! label.
+//! a model has at most [`MAX_LABELS_PER_MODEL`] labels; while a rollout holds a
+//! model, only the rollout's own writes move its `stable` label.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -22,9 +22,9 @@ use crate::model::{
     ModelSummary, ModelVersion, NewModelVersion, Page, RegisterOutcome, content_hash,
 };
 use crate::validate::{
-    STABLE_LABEL, TokenKind, decode_page_token, effective_page_size, encode_page_token,
-    normalize_new_version, normalize_version, parse_version, validate_label, validate_metadata,
-    validate_model_name, validate_new_model_name, validate_source,
+    MAX_LABELS_PER_MODEL, STABLE_LABEL, TokenKind, decode_page_token, effective_page_size,
+    encode_page_token, normalize_new_version, normalize_version, parse_version, validate_label,
+    validate_metadata, validate_model_name, validate_new_model_name, validate_source,
 };
 
 /// A validated (name, normalized version) pair.
@@ -319,6 +319,18 @@ pub(super) fn set_label(
         )));
     }
     let mut labels = txn.open_table(LABELS).map_err(be)?;
+    if labels
+        .get((key.name.as_str(), label))
+        .map_err(be)?
+        .is_none()
+        && labels_of(&labels, &key.name)?.len() >= MAX_LABELS_PER_MODEL
+    {
+        return Err(StoreError::precondition(format!(
+            "model {:?} already has {MAX_LABELS_PER_MODEL} labels, the most a model holds; \
+             move an existing label instead of adding {label:?}",
+            key.name
+        )));
+    }
     let previous = labels
         .insert((key.name.as_str(), label), key.version.as_str())
         .map_err(be)?;
