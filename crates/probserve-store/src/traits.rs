@@ -42,7 +42,9 @@ pub trait Store: Send + Sync + 'static {
     /// in the same transaction; later versions serve by default only once a label
     /// is pointed at them.
     ///
-    /// Bad name (not `[a-z][a-z0-9_-]{0,62}`), version (not semver, or longer than
+    /// Bad name (not `[a-z][a-z0-9_-]{0,62}` for a new model; a model that already
+    /// exists keeps the looser rule of [`crate::validate::validate_model_name`] it
+    /// was registered under), version (not semver, or longer than
     /// [`MAX_VERSION_BYTES`](crate::validate::MAX_VERSION_BYTES)), oversized source,
     /// description or metadata → [`InvalidArgument`](crate::StoreError::InvalidArgument).
     fn register_version(&self, rec: NewModelVersion) -> Result<RegisterOutcome>;

@@ -381,11 +381,12 @@ fn upgrade_to_v3_pins_stable_where_latest_served() {
     );
 }
 
-/// A v1 file with rollouts as the server stored them: after the upgrade the
-/// active rollout's versions cannot be archived (v4 backfills its holds), and a
-/// finished one holds nothing.
+/// A v1 file with rollouts as the server stored them and a model named under the
+/// older, looser rule: after the upgrade the active rollout's versions cannot be
+/// archived (v4 backfills its holds), a finished one holds nothing, and the old
+/// model keeps getting versions while new models follow the strict rule.
 #[test]
-fn upgrade_to_v4_holds_active_rollouts() {
+fn upgrade_to_v4_holds_active_rollouts_and_keeps_old_names() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v1.redb");
     write_v1_file(&path, false);
@@ -393,6 +394,13 @@ fn upgrade_to_v4_holds_active_rollouts() {
         let db = Database::create(&path).expect("create");
         let txn = db.begin_write().expect("begin");
         {
+            let mut versions = txn.open_table(VERSIONS).expect("versions");
+            let row = version_row("Old.Model", "1.0.0", 5, false);
+            versions
+                .insert(("Old.Model", "1.0.0"), row.as_slice())
+                .expect("insert");
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("last_version_seq", 5).expect("insert");
             let mut rollouts = txn.open_table(ROLLOUTS).expect("rollouts");
             for (id, phase, base, cand) in [
                 ("active", "Paused", "1.0.0", "1.5.0"),
@@ -429,4 +437,12 @@ fn upgrade_to_v4_holds_active_rollouts() {
         "other models are free"
     );
 
+    let outcome = store
+        .register_version(new_version("Old.Model", "2.0.0", "old model, new version"))
+        .unwrap_or_else(|e| panic!("a new version of an old-named model: {e}"));
+    assert!(outcome.is_created());
+    assert!(matches!(
+        store.register_version(new_version("New.Model", "1.0.0", "x")),
+        Err(StoreError::InvalidArgument { .. })
+    ));
 }

@@ -58,7 +58,10 @@ impl TryFrom<NewModelVersion> for CheckedNew {
     type Error = StoreError;
 
     fn try_from(rec: NewModelVersion) -> Result<Self> {
-        validate_new_model_name(&rec.name)?;
+        // The strict rule for names of new models is applied in `register`, which
+        // knows whether the model exists: one registered under the older, looser
+        // rule keeps getting versions.
+        validate_model_name(&rec.name)?;
         let key = VersionKey {
             name: rec.name.clone(),
             version: normalize_new_version(&rec.version)?,
@@ -73,6 +76,9 @@ impl TryFrom<NewModelVersion> for CheckedNew {
 pub(super) fn register(txn: &WriteTransaction, new: CheckedNew) -> Result<RegisterOutcome> {
     let CheckedNew { key, rec, hash } = new;
     let (name, version) = (key.name.as_str(), key.version.as_str());
+    if load_model(&txn.open_table(MODELS).map_err(be)?, name)?.is_none() {
+        validate_new_model_name(name)?;
+    }
     let mut versions = txn.open_table(VERSIONS).map_err(be)?;
     if let Some(existing) = load_row(&versions, name, version)? {
         return if existing.content_hash == hash {
