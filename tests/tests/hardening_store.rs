@@ -279,10 +279,12 @@ async fn create_with_an_archived_baseline_stores_nothing() {
     assert_eq!(status(&ok).phase, RolloutPhase::Running as i32);
 }
 
-/// Item 9: promoting an archived candidate changes nothing, and Pause, the kill
-/// switch and Rollback still work afterwards.
+/// Item 9: the candidate of an active rollout cannot be archived (the store
+/// refuses it, naming the rollout), so a promotion can no longer fail half-way
+/// on an archived candidate (the commit would still check it and change
+/// nothing); the state is untouched and Pause, the kill switch and Rollback work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn promoting_an_archived_candidate_leaves_the_rollout_usable() {
+async fn archiving_an_active_rollouts_candidate_is_refused_and_it_stays_usable() {
     let server = Server::start(quiet()).await;
     let ch = server.channel().await;
     register(&ch, "promo", "1.0.0", GOOD).await;
@@ -291,16 +293,16 @@ async fn promoting_an_archived_candidate_leaves_the_rollout_usable() {
     exp.create_rollout(create("promo-r", spec("promo", "1.0.0", "2.0.0"), true))
         .await
         .unwrap();
-    archive(&ch, "promo", "2.0.0").await;
     let before = get(&mut exp, "promo-r").await;
-    let e = exp
-        .promote_rollout(PromoteRolloutRequest {
-            context: ctx("promo-r"),
+    let e = ModelRegistryServiceClient::new(ch.clone())
+        .archive_model(ArchiveModelRequest {
+            name: "promo".into(),
+            version: "2.0.0".into(),
         })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-    assert!(e.message().contains("archived"), "{e:?}");
+    assert!(e.message().contains("promo-r"), "{e:?}");
     let after = get(&mut exp, "promo-r").await;
     assert_eq!(after, before, "state untouched");
     assert_eq!(stable(&ch, "promo").await.as_deref(), Some("1.0.0"));
