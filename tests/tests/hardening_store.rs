@@ -442,6 +442,12 @@ async fn bad_rollout_plans_are_refused_naming_the_field() {
     unknown.strategy = 99;
     let mut many = base();
     many.steps = (0..101).map(|i| step(i * 99)).collect();
+    let ab = |bps: u32| {
+        let mut s = base();
+        s.strategy = RolloutStrategy::AbTest as i32;
+        s.steps = vec![step(bps)];
+        s
+    };
     let cases: Vec<(&str, RolloutSpec, &str)> = vec![
         ("strategy 99", unknown, "spec.strategy"),
         (
@@ -471,6 +477,13 @@ async fn bad_rollout_plans_are_refused_naming_the_field() {
             "spec.guardrails.max_p95_latency_ratio",
         ),
         ("101 steps", many, "spec.steps"),
+        ("A/B split of 0", ab(0), "spec.steps.candidate_bps"),
+        ("A/B split of 10000", ab(10_000), "spec.steps.candidate_bps"),
+        (
+            "unbounded guardrail samples",
+            guard(|g| g.min_samples_per_arm = u64::MAX),
+            "spec.guardrails.min_samples_per_arm",
+        ),
     ];
     for (what, s, field) in cases {
         let e = exp
