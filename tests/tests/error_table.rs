@@ -7,6 +7,8 @@
 
 #[path = "support/raw_grpc.rs"]
 mod raw_grpc;
+#[path = "support/watch_lag.rs"]
+mod watch_lag;
 
 use std::time::Duration;
 
@@ -420,6 +422,7 @@ async fn provoke(server: &Server, ch: &Channel, row: &Row) -> Option<Status> {
             Duration::from_secs(10),
         )
         .await),
+        ("DATA_LOSS", "-") => watch_lag::watcher_falls_behind(server.addr, ch, "r1").await,
         ("INTERNAL", "ErrorInfo(MODEL_NAN)") => {
             err(inf.infer(infer("nan", vec![("reading", real(22.0))])).await)
         }

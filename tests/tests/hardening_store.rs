@@ -279,10 +279,12 @@ async fn create_with_an_archived_baseline_stores_nothing() {
     assert_eq!(status(&ok).phase, RolloutPhase::Running as i32);
 }
 
-/// Item 9: promoting an archived candidate changes nothing, and Pause, the kill
-/// switch and Rollback still work afterwards.
+/// Item 9: the candidate of an active rollout cannot be archived (the store
+/// refuses it, naming the rollout), so a promotion can no longer fail half-way
+/// on an archived candidate (the commit would still check it and change
+/// nothing); the state is untouched and Pause, the kill switch and Rollback work.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn promoting_an_archived_candidate_leaves_the_rollout_usable() {
+async fn archiving_an_active_rollouts_candidate_is_refused_and_it_stays_usable() {
     let server = Server::start(quiet()).await;
     let ch = server.channel().await;
     register(&ch, "promo", "1.0.0", GOOD).await;
@@ -291,16 +293,16 @@ async fn promoting_an_archived_candidate_leaves_the_rollout_usable() {
     exp.create_rollout(create("promo-r", spec("promo", "1.0.0", "2.0.0"), true))
         .await
         .unwrap();
-    archive(&ch, "promo", "2.0.0").await;
     let before = get(&mut exp, "promo-r").await;
-    let e = exp
-        .promote_rollout(PromoteRolloutRequest {
-            context: ctx("promo-r"),
+    let e = ModelRegistryServiceClient::new(ch.clone())
+        .archive_model(ArchiveModelRequest {
+            name: "promo".into(),
+            version: "2.0.0".into(),
         })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
-    assert!(e.message().contains("archived"), "{e:?}");
+    assert!(e.message().contains("promo-r"), "{e:?}");
     let after = get(&mut exp, "promo-r").await;
     assert_eq!(after, before, "state untouched");
     assert_eq!(stable(&ch, "promo").await.as_deref(), Some("1.0.0"));
@@ -440,6 +442,12 @@ async fn bad_rollout_plans_are_refused_naming_the_field() {
     unknown.strategy = 99;
     let mut many = base();
     many.steps = (0..101).map(|i| step(i * 99)).collect();
+    let ab = |bps: u32| {
+        let mut s = base();
+        s.strategy = RolloutStrategy::AbTest as i32;
+        s.steps = vec![step(bps)];
+        s
+    };
     let cases: Vec<(&str, RolloutSpec, &str)> = vec![
         ("strategy 99", unknown, "spec.strategy"),
         (
@@ -469,6 +477,13 @@ async fn bad_rollout_plans_are_refused_naming_the_field() {
             "spec.guardrails.max_p95_latency_ratio",
         ),
         ("101 steps", many, "spec.steps"),
+        ("A/B split of 0", ab(0), "spec.steps.candidate_bps"),
+        ("A/B split of 10000", ab(10_000), "spec.steps.candidate_bps"),
+        (
+            "unbounded guardrail samples",
+            guard(|g| g.min_samples_per_arm = u64::MAX),
+            "spec.guardrails.min_samples_per_arm",
+        ),
     ];
     for (what, s, field) in cases {
         let e = exp

@@ -48,7 +48,7 @@ pub mod conformance;
 
 pub use error::{Result, StoreError};
 pub use model::{
-    AuditEntry, AuditRecord, LabelMove, ModelSummary, ModelVersion, NewModelVersion, Page,
+    AuditEntry, AuditRecord, LabelIs, LabelMove, ModelSummary, ModelVersion, NewModelVersion, Page,
     RegisterOutcome, RolloutCommit, RolloutEntry, RolloutWrite, content_hash,
 };
 pub use redb_store::{CURRENT_SCHEMA_VERSION, RedbStore};

@@ -184,4 +184,26 @@ pub struct RolloutWrite {
     pub require_servable: Vec<(String, String)>,
     /// Label moves made in the same transaction.
     pub labels: Vec<LabelMove>,
+    /// Labels that must point at a version once `labels` are moved, checked inside
+    /// the transaction (a create pins `stable` if unset, then requires it to be the
+    /// baseline): if one does not, nothing is written.
+    pub require_labels: Vec<LabelIs>,
+    /// The (model, version) pairs the rollout keeps in use after this write: empty
+    /// once it has finished. Replaces what its previous write said. While a rollout
+    /// holds a version, that version cannot be archived, and while it holds any
+    /// version of a model, that model's `stable` label can only be moved by the
+    /// rollout's own writes (see [`Store::archive_version`](crate::Store::archive_version)
+    /// and [`Store::set_label`](crate::Store::set_label)).
+    pub holds: Vec<(String, String)>,
+}
+
+/// A label that must point at a version (see [`RolloutWrite::require_labels`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelIs {
+    /// Model name.
+    pub model: String,
+    /// Label, for example `stable`.
+    pub label: String,
+    /// The version it must point at.
+    pub version: String,
 }

@@ -42,7 +42,9 @@ pub trait Store: Send + Sync + 'static {
     /// in the same transaction; later versions serve by default only once a label
     /// is pointed at them.
     ///
-    /// Bad name (not `[a-z][a-z0-9_-]{0,62}`), version (not semver, or longer than
+    /// Bad name (not `[a-z][a-z0-9_-]{0,62}` for a new model; a model that already
+    /// exists keeps the looser rule of [`crate::validate::validate_model_name`] it
+    /// was registered under), version (not semver, or longer than
     /// [`MAX_VERSION_BYTES`](crate::validate::MAX_VERSION_BYTES)), oversized source,
     /// description or metadata → [`InvalidArgument`](crate::StoreError::InvalidArgument).
     fn register_version(&self, rec: NewModelVersion) -> Result<RegisterOutcome>;
@@ -74,16 +76,25 @@ pub trait Store: Send + Sync + 'static {
     /// Archives a version (idempotent) and returns the updated record.
     ///
     /// Archived versions stay readable but are skipped by [`Store::latest_version`]
-    /// and default resolution. If a label points to the version →
-    /// [`FailedPrecondition`](crate::StoreError::FailedPrecondition) naming the label.
+    /// and default resolution. If a label points to the version, or an active
+    /// rollout holds it ([`RolloutWrite::holds`]) →
+    /// [`FailedPrecondition`](crate::StoreError::FailedPrecondition) naming the
+    /// label or the rollout.
     fn archive_version(&self, name: &str, version: &str) -> Result<ModelVersion>;
 
     /// Points `label` of model `name` at `version`; returns the version it pointed
     /// to before, if any. The version must exist ([`NotFound`](crate::StoreError::NotFound))
     /// and not be archived ([`FailedPrecondition`](crate::StoreError::FailedPrecondition)).
+    /// Also `FailedPrecondition`: a new label on a model that already has
+    /// [`MAX_LABELS_PER_MODEL`](crate::validate::MAX_LABELS_PER_MODEL), and
+    /// `stable` while an active rollout holds a version of the model (naming it;
+    /// only the rollout's own [`Store::commit_rollout`] moves it then).
     fn set_label(&self, name: &str, label: &str, version: &str) -> Result<Option<String>>;
 
     /// Removes a label; returns the version it pointed to, if it existed.
+    /// `stable` of a model an active rollout holds →
+    /// [`FailedPrecondition`](crate::StoreError::FailedPrecondition), as in
+    /// [`Store::set_label`].
     fn delete_label(&self, name: &str, label: &str) -> Result<Option<String>>;
 
     /// The version a label points to.
@@ -142,11 +153,12 @@ pub trait Store: Send + Sync + 'static {
     /// Everything one rollout command writes, in ONE transaction: the
     /// preconditions in `write.require_servable` (each version exists and is not
     /// archived) are checked inside it, then the state is written (revision-checked
-    /// as in [`Store::put_rollout`]), the audit entry appended and the label moves
-    /// made. Any failure writes nothing: missing version →
-    /// [`NotFound`](crate::StoreError::NotFound), archived →
-    /// [`FailedPrecondition`](crate::StoreError::FailedPrecondition), stale revision
-    /// → [`RevisionMismatch`](crate::StoreError::RevisionMismatch).
+    /// as in [`Store::put_rollout`]), the audit entry appended, the label moves
+    /// made, `write.require_labels` checked against the result and the rollout's
+    /// holds replaced by `write.holds`. Any failure writes nothing: missing version →
+    /// [`NotFound`](crate::StoreError::NotFound), archived or a required label
+    /// pointing elsewhere → [`FailedPrecondition`](crate::StoreError::FailedPrecondition),
+    /// stale revision → [`RevisionMismatch`](crate::StoreError::RevisionMismatch).
     fn commit_rollout(&self, write: &RolloutWrite) -> Result<RolloutCommit>;
 
     /// Current revision and state of a rollout.

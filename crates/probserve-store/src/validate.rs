@@ -16,6 +16,9 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// The label [`Store::resolve`](crate::Store::resolve) prefers when no version is given.
 pub const STABLE_LABEL: &str = "stable";
 
+/// Most labels one model holds (a label that exists can always be moved).
+pub const MAX_LABELS_PER_MODEL: usize = 64;
+
 /// Longest accepted version string of a new registration, in bytes (pre-release
 /// and build parts included).
 pub const MAX_VERSION_BYTES: usize = 128;

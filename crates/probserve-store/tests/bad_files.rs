@@ -138,3 +138,68 @@ fn corrupted_files_are_refused() {
         }
     }
 }
+
+#[test]
+fn another_applications_redb_file_is_refused() {
+    use redb::{Database, TableDefinition};
+    const THEIRS: TableDefinition<'_, &str, u64> = TableDefinition::new("their_counters");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("probserve.redb");
+    {
+        let db = Database::create(&path).expect("create");
+        let txn = db.begin_write().expect("begin");
+        txn.open_table(THEIRS)
+            .expect("table")
+            .insert("visits", 7)
+            .expect("insert");
+        txn.commit().expect("commit");
+    }
+    let msg = expect_not_a_store(&path, "foreign redb file");
+    assert!(
+        msg.contains("their_counters") && msg.contains("another application"),
+        "{msg}"
+    );
+    // Still theirs, unchanged: no probserve table was added.
+    let db = Database::open(&path).expect("open raw");
+    let txn = db.begin_read().expect("read");
+    let names: Vec<String> = {
+        use redb::TableHandle as _;
+        txn.list_tables()
+            .expect("list")
+            .map(|t| t.name().to_owned())
+            .collect()
+    };
+    assert_eq!(names, ["their_counters"]);
+}
+
+#[test]
+fn an_empty_redb_database_becomes_a_store() {
+    // A redb file with no tables at all (probserve crashed right after creating
+    // it, before its first transaction) holds nothing to lose: it is initialized.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("probserve.redb");
+    drop(redb::Database::create(&path).expect("create"));
+    let store = RedbStore::open(&path).expect("open an empty redb database");
+    assert!(
+        store
+            .register_version(new_version("m", "1.0.0", "x"))
+            .is_ok()
+    );
+}
+
+#[test]
+fn a_directory_at_the_path_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("probserve.redb");
+    std::fs::create_dir(&path).expect("mkdir");
+    let err = match RedbStore::open(&path) {
+        Err(e) => e,
+        Ok(_) => panic!("opened a directory as a store"),
+    };
+    assert!(
+        matches!(err, StoreError::NotAStore { .. }),
+        "expected NotAStore, got {err:?}"
+    );
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(path.is_dir(), "left as it was");
+}

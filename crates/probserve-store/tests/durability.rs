@@ -80,6 +80,8 @@ fn writer_child() {
                     version,
                     only_if_unset: false,
                 }],
+                require_labels: Vec::new(),
+                holds: Vec::new(),
             })
             .expect("child: rollout");
         revision = Some(commit.revision);

@@ -380,3 +380,69 @@ fn upgrade_to_v3_pins_stable_where_latest_served() {
         "a new version does not take default traffic"
     );
 }
+
+/// A v1 file with rollouts as the server stored them and a model named under the
+/// older, looser rule: after the upgrade the active rollout's versions cannot be
+/// archived (v4 backfills its holds), a finished one holds nothing, and the old
+/// model keeps getting versions while new models follow the strict rule.
+#[test]
+fn upgrade_to_v4_holds_active_rollouts_and_keeps_old_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v1.redb");
+    write_v1_file(&path, false);
+    {
+        let db = Database::create(&path).expect("create");
+        let txn = db.begin_write().expect("begin");
+        {
+            let mut versions = txn.open_table(VERSIONS).expect("versions");
+            let row = version_row("Old.Model", "1.0.0", 5, false);
+            versions
+                .insert(("Old.Model", "1.0.0"), row.as_slice())
+                .expect("insert");
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("last_version_seq", 5).expect("insert");
+            let mut rollouts = txn.open_table(ROLLOUTS).expect("rollouts");
+            for (id, phase, base, cand) in [
+                ("active", "Paused", "1.0.0", "1.5.0"),
+                ("done", "Aborted", "1.0.0", "1.0.0"),
+            ] {
+                let value = serde_json::to_vec(&json!({
+                    "model": "alpha",
+                    "rollout": {
+                        "spec": {"id": id, "baseline": base, "candidate": cand},
+                        "state": {"phase": phase, "revision": 2},
+                    },
+                }))
+                .expect("json");
+                rollouts.insert(id, (2, value.as_slice())).expect("insert");
+            }
+        }
+        txn.commit().expect("commit");
+    }
+    let store = RedbStore::open(&path).expect("open v1 file");
+    assert_eq!(store.schema_version().ok(), Some(CURRENT_SCHEMA_VERSION));
+    match store.archive_version("alpha", "1.5.0") {
+        Err(StoreError::FailedPrecondition { reason }) => {
+            assert!(reason.contains("\"active\""), "{reason}");
+            assert!(!reason.contains("\"done\""), "{reason}");
+        }
+        other => panic!("expected FailedPrecondition, got {other:?}"),
+    }
+    assert!(matches!(
+        store.set_label("alpha", "stable", "1.5.0"),
+        Err(StoreError::FailedPrecondition { .. })
+    ));
+    assert!(
+        store.set_label("beta", "stable", "0.1.0").is_ok(),
+        "other models are free"
+    );
+
+    let outcome = store
+        .register_version(new_version("Old.Model", "2.0.0", "old model, new version"))
+        .unwrap_or_else(|e| panic!("a new version of an old-named model: {e}"));
+    assert!(outcome.is_created());
+    assert!(matches!(
+        store.register_version(new_version("New.Model", "1.0.0", "x")),
+        Err(StoreError::InvalidArgument { .. })
+    ));
+}

@@ -1,6 +1,7 @@
 //! The controller loop: on a fixed interval, evaluate every running rollout
 //! (guardrails → rollback, gates → advance, sequential test → promote, SRM → pause)
-//! and persist-then-apply the engine's transition; save metric aggregates.
+//! and persist-then-apply the engine's transition (each as one uncancellable unit,
+//! see `commands.rs`); save metric aggregates.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +13,9 @@ use super::{Rollouts, now};
 
 impl Rollouts {
     /// Evaluates one rollout and applies the controller's transition, if any.
-    /// Returns the action taken.
-    pub async fn tick(&self, id: &str) -> Result<Option<String>, super::RolloutError> {
+    /// Returns the action taken. Run through [`Rollouts::tick`], which keeps it
+    /// whole.
+    pub(super) async fn tick_unit(&self, id: &str) -> Result<Option<String>, super::RolloutError> {
         let _serial = self.commands.lock().await;
         let eval = {
             let live = self.live.read();
@@ -54,7 +56,8 @@ pub fn spawn_controller(
                 _ = ticker.tick() => {}
                 _ = shutdown.changed() => break,
             }
-            let ids: Vec<String> = rollouts.live.read().keys().cloned().collect();
+            // Only active rollouts can change on their own.
+            let ids: Vec<String> = rollouts.live.read().active.values().cloned().collect();
             for id in ids {
                 if let Err(e) = rollouts.tick(&id).await {
                     tracing::warn!(rollout = %id, error = %e, "controller evaluation failed");

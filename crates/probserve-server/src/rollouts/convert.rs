@@ -1,5 +1,6 @@
 //! Conversions between the proto's rollout messages and the experiment engine's
-//! types, with the defaults the proto documents.
+//! types, with the defaults the proto documents. Values outside the documented
+//! ranges are refused naming the field, never coerced.
 
 use probserve_experiment::controller::{Evaluation, Verdict};
 use probserve_experiment::plan::{MAX_STEPS, PrimaryMetric, RolloutSpec, Strategy};
@@ -17,6 +18,9 @@ const DEFAULT_CANARY: &[(u32, u64)] = &[
 ];
 /// Default calls per arm before a step may advance.
 const DEFAULT_MIN_SAMPLES: u64 = 200;
+
+/// Most calls per arm guardrails may wait for before they can act.
+const MAX_GUARDRAIL_MIN_SAMPLES: u64 = 1_000_000;
 
 /// Longest step duration accepted: one year.
 const MAX_STEP_SECONDS: i64 = 365 * 24 * 3600;
@@ -120,12 +124,21 @@ pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, Exp
         }
         pb::RolloutStrategy::Rolling => RolloutSpec::rolling(id, base, cand, &steps)?,
         pb::RolloutStrategy::AbTest => {
-            let cand_bps = p
-                .steps
-                .first()
-                .map(|s| s.candidate_bps)
-                .filter(|b| *b > 0 && *b < 10_000)
-                .unwrap_or(5_000);
+            // No steps: the default 50/50 split. A step sets it, and both arms
+            // must get traffic.
+            let cand_bps = match p.steps.first().map(|s| s.candidate_bps) {
+                None => 5_000,
+                Some(b) if (1..10_000).contains(&b) => b,
+                Some(b) => {
+                    return Err(ExperimentError::InvalidConfig {
+                        field: "steps.candidate_bps",
+                        reason: format!(
+                            "an A/B test splits traffic between both arms: 1 to 9999 basis \
+                             points, got {b} (omit the steps for 50/50)"
+                        ),
+                    });
+                }
+            };
             let name = if p.primary_metric.is_empty() {
                 "conversion".to_owned()
             } else {
@@ -180,6 +193,16 @@ pub fn spec_from_proto(id: &str, p: &pb::RolloutSpec) -> Result<RolloutSpec, Exp
             g.max_p95_latency_ratio,
             cfg.max_p95_ratio,
         )?;
+        if g.min_samples_per_arm > MAX_GUARDRAIL_MIN_SAMPLES {
+            return Err(ExperimentError::InvalidConfig {
+                field: "guardrails.min_samples_per_arm",
+                reason: format!(
+                    "{} exceeds the limit of {MAX_GUARDRAIL_MIN_SAMPLES} (guardrails would \
+                     never act)",
+                    g.min_samples_per_arm
+                ),
+            });
+        }
         if g.min_samples_per_arm > 0 {
             spec.guardrails.min_samples_per_arm = g.min_samples_per_arm;
         }
@@ -408,4 +431,72 @@ pub fn shadow_to_proto(r: &Rollout, s: &ShadowStats) -> Option<pb::ShadowCompari
         promotable: rep.promotable,
         blockers: rep.blockers,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ab(steps: Vec<pb::RolloutStep>) -> pb::RolloutSpec {
+        pb::RolloutSpec {
+            model: "m".into(),
+            baseline_version: "1.0.0".into(),
+            candidate_version: "2.0.0".into(),
+            strategy: pb::RolloutStrategy::AbTest as i32,
+            steps,
+            ..Default::default()
+        }
+    }
+
+    fn field(r: Result<RolloutSpec, ExperimentError>) -> &'static str {
+        match r {
+            Err(ExperimentError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_ab_split_outside_1_to_9999_is_refused_not_coerced() {
+        for bps in [0, 10_000, 20_000] {
+            let step = pb::RolloutStep {
+                candidate_bps: bps,
+                ..Default::default()
+            };
+            assert_eq!(
+                field(spec_from_proto("r", &ab(vec![step]))),
+                "steps.candidate_bps",
+                "{bps}"
+            );
+        }
+        let step = pb::RolloutStep {
+            candidate_bps: 2_000,
+            ..Default::default()
+        };
+        let spec = spec_from_proto("r", &ab(vec![step])).expect("20/80");
+        assert!((spec.candidate_share(&spec.steps[0]) - 0.2).abs() < 1e-9);
+        let spec = spec_from_proto("r", &ab(Vec::new())).expect("default");
+        assert!((spec.candidate_share(&spec.steps[0]) - 0.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn guardrail_min_samples_is_bounded() {
+        let mut p = ab(Vec::new());
+        p.guardrails = Some(pb::Guardrails {
+            min_samples_per_arm: u64::MAX,
+            ..Default::default()
+        });
+        assert_eq!(
+            field(spec_from_proto("r", &p)),
+            "guardrails.min_samples_per_arm"
+        );
+        p.guardrails = Some(pb::Guardrails {
+            min_samples_per_arm: MAX_GUARDRAIL_MIN_SAMPLES,
+            ..Default::default()
+        });
+        let spec = spec_from_proto("r", &p).expect("at the limit");
+        assert_eq!(
+            spec.guardrails.min_samples_per_arm,
+            MAX_GUARDRAIL_MIN_SAMPLES
+        );
+    }
 }

@@ -5,35 +5,45 @@
 //! Invariants:
 //! - A state change is written to the store before it is applied in memory or
 //!   routed on, as ONE transaction per command ([`Store::commit_rollout`]): state,
-//!   audit record, the `stable` label it moves, and the checks that can fail
-//!   (baseline and candidate exist and are not archived, the revision is current).
-//!   A refused command writes nothing, so memory and store never disagree and the
-//!   rollout keeps accepting Pause, Rollback and the kill switch.
+//!   audit record, the `stable` label it moves, the versions it holds, and the
+//!   checks that can fail (baseline and candidate exist and are not archived, the
+//!   baseline is `stable` at creation, the revision is current). A refused command
+//!   writes nothing, so memory and store never disagree and the rollout keeps
+//!   accepting Pause, Rollback and the kill switch.
+//! - A command runs to its end on its own task (`commands.rs`): the caller going
+//!   away (client cancel, deadline) never stops it between the store commit and
+//!   the in-memory update, and nothing that can fail runs after the commit.
 //! - Commands are serialized (one at a time), so the revision check never races
 //!   with ourselves; a conflict means another writer and is ABORTED.
-//! - At most one active (pending, running, paused) rollout per model.
+//! - At most one active (pending, running, paused) rollout per model, indexed by
+//!   model: routing an Infer call costs the same however many rollouts exist.
+//! - While a rollout is active, `stable` is its baseline and only its own writes
+//!   move it (the store refuses other moves): promotion moves it to the candidate,
+//!   a rollback after promotion moves it back.
 //! - Routing reads an immutable snapshot (`Arc<RoutingSnapshot>`) and never blocks on
 //!   a command; anonymous calls draw from the request's seed, so the same request
 //!   with the same seed is routed the same way. Every call a running rollout routes
 //!   reports the rollout's reason: a call the split leaves on the baseline is
 //!   `Split`, not `Default` (which means "no rollout").
 
+mod commands;
 mod controller;
 pub mod convert;
 mod shadow;
+#[cfg(test)]
+mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use probserve_experiment::audit::Actor;
 use probserve_experiment::metrics::{Observation, RolloutMetrics};
-use probserve_experiment::rollout::{Command, Phase, Rollout, Transition};
+use probserve_experiment::rollout::{Phase, Rollout};
 use probserve_experiment::routing::{Decision, Reason, RoutingSnapshot, route};
 use probserve_experiment::shadow::ShadowStats;
 use probserve_experiment::{ExperimentError, Timestamp};
-use probserve_store::validate::STABLE_LABEL;
-use probserve_store::{AuditEntry, LabelMove, RolloutWrite, Store, StoreError};
+use probserve_store::{Store, StoreError};
 use rand::SeedableRng as _;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -112,10 +122,96 @@ struct Live {
     shadow: Arc<Mutex<ShadowStats>>,
 }
 
+impl Live {
+    fn routes(&self) -> bool {
+        matches!(self.rollout.state.phase, Phase::Running | Phase::Paused)
+    }
+}
+
+/// Every rollout in memory, with the active one of each model indexed.
+#[derive(Default)]
+struct LiveSet {
+    by_id: BTreeMap<String, Live>,
+    /// model → its active (pending, running, paused) rollout. Stores written
+    /// before commands were single transactions can hold a stray pending rollout
+    /// next to a running one: the running one is indexed.
+    active: HashMap<String, String>,
+}
+
+impl LiveSet {
+    fn get(&self, id: &str) -> Option<&Live> {
+        self.by_id.get(id)
+    }
+
+    /// The active rollout of `model`, if any.
+    fn active_of(&self, model: &str) -> Option<&Live> {
+        self.active.get(model).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Adds or replaces a rollout, keeping the index in step.
+    fn put(&mut self, id: String, live: Live) {
+        let model = live.model.clone();
+        self.by_id.insert(id, live);
+        self.reindex(&model);
+    }
+
+    /// Applies a committed change to a rollout in memory.
+    fn update(&mut self, id: &str, rollout: Rollout, snapshot: Arc<RoutingSnapshot>, rev: u64) {
+        let Some(l) = self.by_id.get_mut(id) else {
+            return;
+        };
+        let (was_active, now_active) = (
+            !l.rollout.state.phase.is_terminal(),
+            !rollout.state.phase.is_terminal(),
+        );
+        let routed_before = l.routes();
+        l.rollout = rollout;
+        l.snapshot = snapshot;
+        l.store_revision = rev;
+        let model = l.model.clone();
+        if was_active != now_active || routed_before != l.routes() {
+            self.reindex(&model);
+        }
+    }
+
+    /// Builds the whole index in one pass (at load).
+    fn rebuild_index(&mut self) {
+        self.active.clear();
+        for (id, l) in &self.by_id {
+            if l.rollout.state.phase.is_terminal() {
+                continue;
+            }
+            let better = match self.active.get(&l.model).and_then(|i| self.by_id.get(i)) {
+                None => true,
+                Some(current) => l.routes() && !current.routes(),
+            };
+            if better {
+                self.active.insert(l.model.clone(), id.clone());
+            }
+        }
+    }
+
+    /// Recomputes the index entry of one model: a routing (running, paused)
+    /// rollout before a pending one. Scans only when a rollout starts, stops or
+    /// is added, never per call.
+    fn reindex(&mut self, model: &str) {
+        let best = self
+            .by_id
+            .iter()
+            .filter(|(_, l)| l.model == model && !l.rollout.state.phase.is_terminal())
+            .max_by_key(|(_, l)| l.routes())
+            .map(|(id, _)| id.clone());
+        match best {
+            Some(id) => self.active.insert(model.to_owned(), id),
+            None => self.active.remove(model),
+        };
+    }
+}
+
 /// All rollouts of this server.
 pub struct Rollouts {
     store: Arc<dyn Store>,
-    live: RwLock<BTreeMap<String, Live>>,
+    live: RwLock<LiveSet>,
     commands: tokio::sync::Mutex<()>,
     events: broadcast::Sender<RolloutEvent>,
 }
@@ -123,7 +219,7 @@ pub struct Rollouts {
 impl std::fmt::Debug for Rollouts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rollouts")
-            .field("count", &self.live.read().len())
+            .field("count", &self.live.read().by_id.len())
             .finish()
     }
 }
@@ -177,7 +273,7 @@ impl Rollouts {
     pub async fn load(store: Arc<dyn Store>) -> Result<Arc<Self>, RolloutError> {
         let s = Arc::clone(&store);
         let entries = blocking(move || s.list_rollouts()).await??;
-        let mut live = BTreeMap::new();
+        let mut live = LiveSet::default();
         for e in entries {
             let stored: StoredRollout = serde_json::from_value(e.value)
                 .map_err(|err| RolloutError::Internal(format!("rollout {}: {err}", e.id)))?;
@@ -193,7 +289,7 @@ impl Rollouts {
             let shadow = shadow
                 .and_then(|b| serde_json::from_slice::<ShadowStats>(&b).ok())
                 .unwrap_or_default();
-            live.insert(
+            live.by_id.insert(
                 e.id,
                 Live {
                     model: stored.model,
@@ -205,6 +301,7 @@ impl Rollouts {
                 },
             );
         }
+        live.rebuild_index();
         let (events, _) = broadcast::channel(256);
         Ok(Arc::new(Self {
             store,
@@ -227,12 +324,26 @@ impl Rollouts {
             .map(|l| (l.model.clone(), l.rollout.clone()))
     }
 
-    /// All rollouts as (model, rollout).
-    pub fn list(&self) -> Vec<(String, Rollout)> {
-        self.live
-            .read()
+    /// Rollouts as (model, rollout): of one model (`""`: all), active ones only
+    /// or all.
+    pub fn list(&self, model: &str, active_only: bool) -> Vec<(String, Rollout)> {
+        let live = self.live.read();
+        let pick = |l: &Live| (l.model.clone(), l.rollout.clone());
+        if active_only {
+            return match model {
+                "" => live
+                    .active
+                    .values()
+                    .filter_map(|id| live.by_id.get(id))
+                    .map(pick)
+                    .collect(),
+                m => live.active_of(m).map(pick).into_iter().collect(),
+            };
+        }
+        live.by_id
             .values()
-            .map(|l| (l.model.clone(), l.rollout.clone()))
+            .filter(|l| model.is_empty() || l.model == model)
+            .map(pick)
             .collect()
     }
 
@@ -245,11 +356,8 @@ impl Rollouts {
         seed: u64,
     ) -> Option<Routed> {
         let live = self.live.read();
-        // Only a running or paused rollout routes. (Stores written before commands
-        // were single transactions can hold a stray pending rollout next to it.)
-        let l = live.values().find(|l| {
-            l.model == model && matches!(l.rollout.state.phase, Phase::Running | Phase::Paused)
-        })?;
+        // Only a running or paused rollout routes.
+        let l = live.active_of(model).filter(|l| l.routes())?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x05ee_d0fa_1100);
         let mut decision = route(&l.snapshot, key, attributes, &mut rng);
         if decision.reason == Reason::Default {
@@ -273,209 +381,6 @@ impl Rollouts {
             mirror,
             metrics: Arc::clone(&l.metrics),
         })
-    }
-
-    /// Creates a rollout, optionally started, in ONE store transaction: the
-    /// rollout's state, its audit record and the `stable` pin on the baseline
-    /// (unless an operator set `stable`), after checking inside the transaction that
-    /// baseline and candidate exist and are not archived. A refusal stores nothing.
-    pub async fn create(
-        &self,
-        model: String,
-        mut rollout: Rollout,
-        actor: Actor,
-        reason: String,
-        start: bool,
-    ) -> Result<Rollout, RolloutError> {
-        let _serial = self.commands.lock().await;
-        let id = rollout.spec.id.clone();
-        {
-            let live = self.live.read();
-            if live.contains_key(&id) {
-                return Err(RolloutError::AlreadyExists(format!(
-                    "rollout {id:?} already exists"
-                )));
-            }
-            if let Some(other) = live
-                .values()
-                .find(|l| l.model == model && !l.rollout.state.phase.is_terminal())
-            {
-                return Err(RolloutError::AlreadyExists(format!(
-                    "model {model:?} already has an active rollout {:?}",
-                    other.rollout.spec.id
-                )));
-            }
-        }
-        if start {
-            // Started in the same write: a crash cannot leave it created but pending.
-            let t = rollout.command(Command::Start, actor.clone(), &reason, now(), None)?;
-            rollout.apply(&t);
-        }
-        let value = serde_json::to_value(StoredRollout {
-            model: model.clone(),
-            rollout: rollout.clone(),
-        })
-        .map_err(|e| RolloutError::Internal(e.to_string()))?;
-        let (base, cand) = (
-            rollout.spec.baseline.clone(),
-            rollout.spec.candidate.clone(),
-        );
-        let write = RolloutWrite {
-            id: id.clone(),
-            expected_revision: None,
-            value,
-            audit: AuditEntry {
-                at_millis: now().0,
-                actor: actor_name(&actor),
-                subject: format!("rollout/{id}"),
-                action: "create".into(),
-                detail: serde_json::json!({
-                    "reason": reason, "spec": rollout.spec, "started": start,
-                }),
-            },
-            require_servable: vec![(model.clone(), base.clone()), (model.clone(), cand)],
-            // Traffic outside the rollout (and all of it after a rollback) goes to the
-            // baseline: pin `stable` to it unless an operator already set it.
-            labels: vec![LabelMove {
-                model: model.clone(),
-                label: STABLE_LABEL.to_owned(),
-                version: base,
-                only_if_unset: true,
-            }],
-        };
-        let s = Arc::clone(&self.store);
-        let commit = blocking(move || s.commit_rollout(&write)).await??;
-        let snapshot = Arc::new(rollout.routing_snapshot()?);
-        self.live.write().insert(
-            id.clone(),
-            Live {
-                model: model.clone(),
-                rollout: rollout.clone(),
-                snapshot,
-                store_revision: commit.revision,
-                metrics: Arc::new(Mutex::new(RolloutMetrics::new(WINDOW_MS, MAX_WINDOWS))),
-                shadow: Arc::default(),
-            },
-        );
-        let _ = self.events.send(RolloutEvent {
-            model,
-            rollout: rollout.clone(),
-            change: if start { "created, started" } else { "created" }.into(),
-        });
-        Ok(rollout)
-    }
-
-    /// Applies an operator command: persist, then apply, then notify.
-    pub async fn command(
-        &self,
-        id: &str,
-        command: Command,
-        actor: Actor,
-        reason: &str,
-        expected_revision: u64,
-    ) -> Result<Rollout, RolloutError> {
-        let _serial = self.commands.lock().await;
-        let (rollout, metrics) = {
-            let live = self.live.read();
-            let l = live
-                .get(id)
-                .ok_or_else(|| RolloutError::NotFound(id.to_owned()))?;
-            if expected_revision != 0 && l.rollout.state.revision != expected_revision {
-                return Err(RolloutError::StaleRevision {
-                    id: id.to_owned(),
-                    expected: expected_revision,
-                    actual: l.rollout.state.revision,
-                });
-            }
-            (
-                l.rollout.clone(),
-                (Arc::clone(&l.metrics), Arc::clone(&l.shadow)),
-            )
-        };
-        let snapshot = {
-            let (m, sh) = (metrics.0.lock(), metrics.1.lock());
-            probserve_experiment::controller::evaluate(&rollout, &m, Some(&sh), now())
-                .ok()
-                .map(|e| e.snapshot)
-        };
-        let t = rollout.command(command, actor, reason, now(), snapshot)?;
-        self.persist_and_apply(id, t).await
-    }
-
-    /// Persists a transition (state + audit in one transaction), then applies it.
-    async fn persist_and_apply(&self, id: &str, t: Transition) -> Result<Rollout, RolloutError> {
-        let (model, mut rollout, store_revision) = {
-            let live = self.live.read();
-            let l = live
-                .get(id)
-                .ok_or_else(|| RolloutError::NotFound(id.to_owned()))?;
-            (l.model.clone(), l.rollout.clone(), l.store_revision)
-        };
-        rollout.apply(&t);
-        let value = serde_json::to_value(StoredRollout {
-            model: model.clone(),
-            rollout: rollout.clone(),
-        })
-        .map_err(|e| RolloutError::Internal(e.to_string()))?;
-        let detail =
-            serde_json::to_value(&t.audit).map_err(|e| RolloutError::Internal(e.to_string()))?;
-        let audit = AuditEntry {
-            at_millis: t.audit.at.0,
-            actor: actor_name(&t.audit.actor),
-            subject: format!("rollout/{id}"),
-            action: t.audit.action.clone(),
-            detail: detail.clone(),
-        };
-        let promoted = rollout.state.phase == Phase::Promoted && t.audit.from != Phase::Promoted;
-        let (base, cand) = (
-            rollout.spec.baseline.clone(),
-            rollout.spec.candidate.clone(),
-        );
-        // What the change needs to be servable, checked inside its transaction.
-        // Pause, rollback, abort, the kill switch and overrides need nothing: they
-        // must work whatever happened to the versions.
-        let require_servable = match &t.command {
-            Command::Promote => vec![(model.clone(), cand.clone())],
-            Command::Start | Command::Resume | Command::Advance => {
-                vec![(model.clone(), base), (model.clone(), cand.clone())]
-            }
-            _ if promoted => vec![(model.clone(), cand.clone())],
-            _ => Vec::new(),
-        };
-        // Promotion makes the candidate the stable version for default routing.
-        let labels = if promoted {
-            vec![LabelMove {
-                model: model.clone(),
-                label: STABLE_LABEL.to_owned(),
-                version: cand,
-                only_if_unset: false,
-            }]
-        } else {
-            Vec::new()
-        };
-        let write = RolloutWrite {
-            id: id.to_owned(),
-            expected_revision: Some(store_revision),
-            value,
-            audit,
-            require_servable,
-            labels,
-        };
-        let s = Arc::clone(&self.store);
-        let commit = blocking(move || s.commit_rollout(&write)).await??;
-        let snapshot = Arc::new(rollout.routing_snapshot()?);
-        if let Some(l) = self.live.write().get_mut(id) {
-            l.rollout = rollout.clone();
-            l.snapshot = snapshot;
-            l.store_revision = commit.revision;
-        }
-        tracing::info!(rollout = %id, action = %t.audit.action, from = ?t.audit.from, to = ?t.audit.to, reason = %t.audit.reason, "rollout changed");
-        let _ = self.events.send(RolloutEvent {
-            model,
-            rollout: rollout.clone(),
-            change: detail.to_string(),
-        });
-        Ok(rollout)
     }
 
     /// The metrics of a rollout (a copy).
@@ -521,18 +426,21 @@ impl Rollouts {
     /// restart keeps the evidence).
     pub async fn save_metrics(&self) -> Result<(), RolloutError> {
         let mut blobs: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
-        for (id, l) in self.live.read().iter() {
-            if l.rollout.state.phase.is_terminal() {
-                continue;
-            }
-            if let Ok(b) = serde_json::to_vec(&*l.metrics.lock()) {
-                blobs.push((METRIC_BLOBS, id.clone(), b));
-            }
-            let shadow = l.shadow.lock();
-            if shadow.shadow_calls > 0
-                && let Ok(b) = serde_json::to_vec(&*shadow)
-            {
-                blobs.push((SHADOW_BLOBS, id.clone(), b));
+        {
+            let live = self.live.read();
+            for id in live.active.values() {
+                let Some(l) = live.by_id.get(id) else {
+                    continue;
+                };
+                if let Ok(b) = serde_json::to_vec(&*l.metrics.lock()) {
+                    blobs.push((METRIC_BLOBS, id.clone(), b));
+                }
+                let shadow = l.shadow.lock();
+                if shadow.shadow_calls > 0
+                    && let Ok(b) = serde_json::to_vec(&*shadow)
+                {
+                    blobs.push((SHADOW_BLOBS, id.clone(), b));
+                }
             }
         }
         let s = Arc::clone(&self.store);

@@ -73,6 +73,10 @@ pub fn from_rollout(e: RolloutError) -> Status {
     }
 }
 
+/// Most rollouts one ListRollouts answer holds (newest first); GetRollout reads
+/// any rollout by id.
+pub const MAX_LISTED_ROLLOUTS: usize = 1000;
+
 /// Longest actor name kept in the audit log, in bytes.
 const MAX_ACTOR_BYTES: usize = 256;
 /// Longest reason kept in the audit log, in bytes.
@@ -235,26 +239,18 @@ impl ExperimentService for Experiments {
         req: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
         let r = req.into_inner();
-        let mut list: Vec<probserve_proto::v1::Rollout> = self
-            .rollouts
-            .list()
-            .into_iter()
-            .filter(|(m, ro)| {
-                (r.model.is_empty() || *m == r.model)
-                    && (!r.active_only || !ro.state.phase.is_terminal())
-            })
-            .map(|(m, ro)| rollout_to_proto(&m, &ro))
-            .collect();
-        list.sort_by(|a, b| {
-            let t = |x: &probserve_proto::v1::Rollout| {
-                x.status
-                    .as_ref()
-                    .and_then(|s| s.started_at)
-                    .map(|t| (t.seconds, t.nanos))
-            };
-            t(b).cmp(&t(a)).then(a.id.cmp(&b.id))
+        let mut list = self.rollouts.list(&r.model, r.active_only);
+        // Newest first (never started last), then by id; the proto has no paging,
+        // so the answer is capped and the oldest are left off.
+        list.sort_by(|(_, a), (_, b)| {
+            b.state
+                .started_at
+                .cmp(&a.state.started_at)
+                .then_with(|| a.spec.id.cmp(&b.spec.id))
         });
-        Ok(Response::new(ListRolloutsResponse { rollouts: list }))
+        list.truncate(MAX_LISTED_ROLLOUTS);
+        let rollouts = list.iter().map(|(m, ro)| rollout_to_proto(m, ro)).collect();
+        Ok(Response::new(ListRolloutsResponse { rollouts }))
     }
 
     async fn start_rollout(

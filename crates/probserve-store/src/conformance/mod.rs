@@ -39,6 +39,10 @@ pub const CASES: &[Case] = &[
     ("first_version_is_stable", registry::first_version_is_stable),
     ("archive", registry::archive),
     (
+        "labels_per_model_are_capped",
+        registry::labels_per_model_are_capped,
+    ),
+    (
         "registry_generation_tracks_writes",
         registry::registry_generation_tracks_writes,
     ),
@@ -51,6 +55,10 @@ pub const CASES: &[Case] = &[
     (
         "rollout_commit_checks_inside_the_transaction",
         state::rollout_commit_checks_inside_the_transaction,
+    ),
+    (
+        "active_rollouts_hold_their_versions",
+        state::active_rollouts_hold_their_versions,
     ),
     ("blobs", state::blobs),
     (

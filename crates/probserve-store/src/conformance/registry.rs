@@ -525,3 +525,39 @@ pub(super) fn registry_generation_tracks_writes(store: &dyn Store) {
         "a read moved the generation"
     );
 }
+
+/// A model holds at most [`MAX_LABELS_PER_MODEL`] labels; a label it has can
+/// always be moved, and a refused label writes nothing.
+pub(super) fn labels_per_model_are_capped(store: &dyn Store) {
+    use crate::validate::MAX_LABELS_PER_MODEL;
+    let name = "conf-many-labels";
+    created(store, name, "1.0.0", "1.0.0");
+    created(store, name, "2.0.0", "2.0.0");
+    // `stable` is one of them.
+    for i in 1..MAX_LABELS_PER_MODEL {
+        store
+            .set_label(name, &format!("l{i}"), "1.0.0")
+            .unwrap_or_else(|e| panic!("label {i}: {e}"));
+    }
+    match store.set_label(name, "one-too-many", "1.0.0") {
+        Err(StoreError::FailedPrecondition { reason }) => assert!(
+            reason.contains(&MAX_LABELS_PER_MODEL.to_string()),
+            "names the limit: {reason}"
+        ),
+        other => panic!("expected FailedPrecondition, got {other:?}"),
+    }
+    assert_eq!(store.get_label(name, "one-too-many").ok(), Some(None));
+    assert_eq!(
+        store.set_label(name, "l1", "2.0.0").ok(),
+        Some(Some("1.0.0".to_owned())),
+        "an existing label still moves"
+    );
+    assert_eq!(
+        store
+            .model_summary(name)
+            .ok()
+            .flatten()
+            .map(|m| m.labels.len()),
+        Some(MAX_LABELS_PER_MODEL)
+    );
+}

@@ -6,7 +6,7 @@ use std::sync::Barrier;
 use serde_json::json;
 
 use crate::error::StoreError;
-use crate::model::{LabelMove, RegisterOutcome, RolloutWrite};
+use crate::model::{LabelIs, LabelMove, RegisterOutcome, RolloutWrite};
 use crate::traits::Store;
 
 use super::{audit, new_version};
@@ -161,6 +161,8 @@ pub(super) fn rollout_commit_checks_inside_the_transaction(store: &dyn Store) {
             })
             .into_iter()
             .collect(),
+        require_labels: Vec::new(),
+        holds: Vec::new(),
     };
     let (audits, before) = (audit_count(), labels());
 
@@ -219,6 +221,82 @@ pub(super) fn rollout_commit_checks_inside_the_transaction(store: &dyn Store) {
         store.get_rollout(id).ok().flatten(),
         Some((2, json!({ "rev": 1 })))
     );
+}
+
+/// `commit_rollout`'s `holds` and `require_labels`: a version an active rollout
+/// holds cannot be archived, and its model's `stable` label is the rollout's
+/// until a write holds nothing; a required label that points elsewhere refuses
+/// the whole write.
+pub(super) fn active_rollouts_hold_their_versions(store: &dyn Store) {
+    let (id, model) = ("conf-holds", "conf-holds-model");
+    for v in ["1.0.0", "2.0.0", "3.0.0"] {
+        super::created(store, model, v, v);
+    }
+    let pair = |v: &str| (model.to_owned(), v.to_owned());
+    let write = |expected: Option<u64>, holds: Vec<(String, String)>, base: &str| RolloutWrite {
+        id: id.to_owned(),
+        expected_revision: expected,
+        value: json!({ "rev": expected }),
+        audit: audit("commit", id),
+        require_servable: Vec::new(),
+        labels: vec![LabelMove {
+            model: model.to_owned(),
+            label: "stable".to_owned(),
+            version: base.to_owned(),
+            only_if_unset: true,
+        }],
+        require_labels: vec![LabelIs {
+            model: model.to_owned(),
+            label: "stable".to_owned(),
+            version: base.to_owned(),
+        }],
+        holds,
+    };
+    fn precondition<T: std::fmt::Debug>(r: Result<T, StoreError>, what: &str, needle: &str) {
+        match r {
+            Err(StoreError::FailedPrecondition { reason }) => {
+                assert!(reason.contains(needle), "{what}: {reason}");
+            }
+            other => panic!("{what}: expected FailedPrecondition, got {other:?}"),
+        }
+    }
+    // `stable` is 1.0.0 (the first version): a rollout from 2.0.0 is refused whole.
+    precondition(
+        store.commit_rollout(&write(None, vec![pair("2.0.0"), pair("3.0.0")], "2.0.0")),
+        "baseline is not stable",
+        "1.0.0",
+    );
+    assert_eq!(store.get_rollout(id).ok(), Some(None));
+    assert!(store.archive_version(model, "3.0.0").is_ok(), "no hold yet");
+    let c = store
+        .commit_rollout(&write(None, vec![pair("1.0.0"), pair("2.0.0")], "1.0.0"))
+        .unwrap_or_else(|e| panic!("commit_rollout: {e}"));
+    precondition(
+        store.archive_version(model, "2.0.0"),
+        "archive the held candidate",
+        id,
+    );
+    precondition(
+        store.set_label(model, "stable", "2.0.0"),
+        "move the held model's stable",
+        id,
+    );
+    precondition(
+        store.delete_label(model, "stable"),
+        "delete the held model's stable",
+        id,
+    );
+    assert!(
+        store.set_label(model, "canary", "2.0.0").is_ok(),
+        "other labels stay free"
+    );
+    assert!(store.delete_label(model, "canary").is_ok());
+    // The rollout finishes (holds nothing): its versions are free again.
+    store
+        .commit_rollout(&write(Some(c.revision), Vec::new(), "1.0.0"))
+        .unwrap_or_else(|e| panic!("commit_rollout: {e}"));
+    assert!(store.archive_version(model, "2.0.0").is_ok());
+    assert!(store.set_label(model, "stable", "1.0.0").is_ok());
 }
 
 pub(super) fn blobs(store: &dyn Store) {

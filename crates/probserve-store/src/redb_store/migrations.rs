@@ -5,23 +5,27 @@
 //! the new version; a crash mid-way leaves the file at its old version. A file
 //! with a newer version than [`CURRENT_SCHEMA_VERSION`] is refused untouched.
 //!
+//! A file with tables but no schema version is another application's and is
+//! refused untouched (see [`migrate`]).
+//!
 //! To change the schema: append a step here, bump [`CURRENT_SCHEMA_VERSION`], and
 //! add an upgrade test that writes the previous format by hand.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
-use redb::{Database, ReadableTable, WriteTransaction};
+use redb::{Database, MultimapTableHandle as _, ReadableTable, TableHandle as _, WriteTransaction};
 
 use super::backend_error as be;
 use super::tables::{
-    AUDIT, BLOBS, LABELS, META, MODELS, ModelRow, ROLLOUTS, SCHEMA_VERSION_KEY, VERSION_SEQ,
-    VERSIONS, VersionRow, decode, encode,
+    AUDIT, BLOBS, LABELS, META, MODELS, ModelRow, ROLLOUT_HOLDS, ROLLOUTS, SCHEMA_VERSION_KEY,
+    VERSION_SEQ, VERSIONS, VersionRow, decode, encode,
 };
 use crate::error::{Result, StoreError};
 use crate::validate::{STABLE_LABEL, parse_version};
 
 /// Schema version this build writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 3;
+pub const CURRENT_SCHEMA_VERSION: u64 = 4;
 
 /// One schema step, taking a file from version `to - 1` to `to`.
 struct Migration {
@@ -49,13 +53,42 @@ const MIGRATIONS: &[Migration] = &[
                (default resolution no longer falls back to the latest version)",
         apply: v3_pin_stable,
     },
+    Migration {
+        to: 4,
+        what: "add rollout_holds (versions active rollouts keep in use), backfilled from the \
+               active rollouts the server stored",
+        apply: v4_rollout_holds,
+    },
 ];
 
 /// Brings the file to [`CURRENT_SCHEMA_VERSION`]; returns the version it found
 /// (0 for a new file).
-pub(crate) fn migrate(db: &Database) -> Result<u64> {
+///
+/// Schema 0 with tables in it is another application's redb database: probserve
+/// writes its schema version in the transaction that creates its first tables,
+/// so every file it ever wrote has one. Such a file is refused untouched.
+pub(crate) fn migrate(db: &Database, path: &Path) -> Result<u64> {
     let txn = db.begin_write().map_err(be)?;
-    let found = read_schema_version(&txn)?;
+    let tables = table_names(&txn)?;
+    let found = if tables.iter().any(|t| t == META.name()) {
+        read_schema_version(&txn)?
+    } else {
+        0
+    };
+    if found == 0 && !tables.is_empty() {
+        let mut shown: Vec<&str> = tables.iter().take(5).map(String::as_str).collect();
+        if tables.len() > shown.len() {
+            shown.push("...");
+        }
+        return Err(StoreError::NotAStore {
+            path: path.display().to_string(),
+            problem: format!(
+                "it is a redb database without a probserve schema (tables {}), \
+                 probably another application's",
+                shown.join(", ")
+            ),
+        });
+    }
     if found > CURRENT_SCHEMA_VERSION {
         // Dropping `txn` aborts it: the newer file is left exactly as it was.
         return Err(StoreError::SchemaTooNew {
@@ -75,6 +108,21 @@ pub(crate) fn migrate(db: &Database) -> Result<u64> {
         .map_err(be)?;
     txn.commit().map_err(be)?;
     Ok(found)
+}
+
+/// Names of every table, plain and multimap, without creating any.
+fn table_names(txn: &WriteTransaction) -> Result<Vec<String>> {
+    let mut names: Vec<String> = txn
+        .list_tables()
+        .map_err(be)?
+        .map(|t| t.name().to_owned())
+        .collect();
+    names.extend(
+        txn.list_multimap_tables()
+            .map_err(be)?
+            .map(|t| t.name().to_owned()),
+    );
+    Ok(names)
 }
 
 fn read_schema_version(txn: &WriteTransaction) -> Result<u64> {
@@ -134,6 +182,37 @@ fn v3_pin_stable(txn: &WriteTransaction) -> Result<()> {
         if labels.get((name, STABLE_LABEL)).map_err(be)?.is_none() {
             labels
                 .insert((name, STABLE_LABEL), latest.as_str())
+                .map_err(be)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rollout values are opaque to the store, except here: before schema 4 the
+/// server (the only writer) stored `{"model", "rollout": {"spec": {"baseline",
+/// "candidate"}, "state": {"phase"}}}`; values of any other shape hold nothing.
+fn v4_rollout_holds(txn: &WriteTransaction) -> Result<()> {
+    let rollouts = txn.open_table(ROLLOUTS).map_err(be)?;
+    let mut holds = txn.open_table(ROLLOUT_HOLDS).map_err(be)?;
+    for item in rollouts.iter().map_err(be)? {
+        let (k, v) = item.map_err(be)?;
+        let value: serde_json::Value = decode("rollouts", v.value().1)?;
+        let text = |ptr: &str| value.pointer(ptr).and_then(serde_json::Value::as_str);
+        let active = matches!(
+            text("/rollout/state/phase"),
+            Some("Pending" | "Running" | "Paused")
+        );
+        let pairs: Vec<(String, String)> = match text("/model") {
+            Some(model) if active => ["/rollout/spec/baseline", "/rollout/spec/candidate"]
+                .iter()
+                .filter_map(|p| text(p))
+                .map(|version| (model.to_owned(), version.to_owned()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !pairs.is_empty() {
+            holds
+                .insert(k.value(), encode(&pairs)?.as_slice())
                 .map_err(be)?;
         }
     }

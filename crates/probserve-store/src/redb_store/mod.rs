@@ -6,6 +6,7 @@
 //! writes serializable; readers see consistent snapshots and never block writers.
 
 mod file_check;
+mod holds;
 mod migrations;
 mod registry;
 mod tables;
@@ -14,7 +15,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use redb::{Database, Durability, ReadTransaction, ReadableTable, WriteTransaction};
+use redb::{Builder, Database, Durability, ReadTransaction, ReadableTable, WriteTransaction};
 
 pub use migrations::CURRENT_SCHEMA_VERSION;
 use tables::{AUDIT, AuditRow, BLOBS, META, ROLLOUTS, SCHEMA_VERSION_KEY, decode, encode};
@@ -53,9 +54,12 @@ impl RedbStore {
     /// nothing is there.
     ///
     /// An existing file is never replaced or re-initialized: an empty, truncated or
-    /// corrupted file, or one that is not a redb database, is refused with
+    /// corrupted file, one that is not a redb database, or a redb database of
+    /// another application (tables but no probserve schema) is refused with
     /// [`StoreError::NotAStore`] saying what is wrong and what to do, and is left
-    /// untouched. After a crash redb repairs the file on open, which can take a
+    /// untouched. A new file is created exclusively (`O_EXCL`), so a file that
+    /// appears at the path meanwhile is opened as an existing one, never initialized.
+    /// After a crash redb repairs the file on open, which can take a
     /// moment on large files. Then pending schema migrations run in one transaction.
     /// A file written by a newer schema → [`StoreError::SchemaTooNew`], file untouched.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
@@ -63,17 +67,25 @@ impl RedbStore {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
-        let db = match std::fs::metadata(&path) {
-            Ok(meta) => {
+        let created = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => None,
+            Err(e) => return Err(StoreError::Io(e)),
+        };
+        let db = match created {
+            Some(file) => file_check::guarded(&path, || Builder::new().create_file(file))?,
+            None => {
+                let meta = std::fs::metadata(&path)?;
                 file_check::check_existing(&path, &meta)?;
                 file_check::guarded(&path, || Database::open(&path))?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                file_check::guarded(&path, || Database::create(&path))?
-            }
-            Err(e) => return Err(StoreError::Io(e)),
         };
-        file_check::guarded_result(&path, || migrations::migrate(&db))?;
+        file_check::guarded_result(&path, || migrations::migrate(&db, &path))?;
         Ok(Self {
             db,
             path,
@@ -218,13 +230,13 @@ impl Store for RedbStore {
     fn set_label(&self, name: &str, label: &str, version: &str) -> Result<Option<String>> {
         let key = registry::VersionKey::new(name, version)?;
         crate::validate::validate_label(label)?;
-        self.write_registry(|txn| registry::set_label(txn, &key, label))
+        self.write_registry(|txn| holds::set_label_checked(txn, &key, label))
     }
 
     fn delete_label(&self, name: &str, label: &str) -> Result<Option<String>> {
         crate::validate::validate_model_name(name)?;
         crate::validate::validate_label(label)?;
-        self.write_registry(|txn| registry::delete_label(txn, name, label))
+        self.write_registry(|txn| holds::delete_label_checked(txn, name, label))
     }
 
     fn get_label(&self, name: &str, label: &str) -> Result<Option<String>> {
@@ -278,6 +290,10 @@ impl Store for RedbStore {
             for m in &w.labels {
                 registry::move_label(txn, &m.model, &m.label, &m.version, m.only_if_unset)?;
             }
+            for l in &w.require_labels {
+                registry::require_label(txn, &l.model, &l.label, &l.version)?;
+            }
+            holds::put_holds(txn, &w.id, &w.holds)?;
             Ok(RolloutCommit {
                 revision,
                 audit_seq,

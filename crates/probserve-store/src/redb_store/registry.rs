@@ -3,7 +3,9 @@
 //! Invariants kept by every write here (and checked by the conformance suite):
 //! the `models` row of a model counts its `versions` rows and names the highest
 //! non-archived one; `version_seq` has one entry per version; no label points to
-//! an archived or missing version.
+//! an archived or missing version; no version an active rollout holds is archived;
+//! a model has at most [`MAX_LABELS_PER_MODEL`] labels; while a rollout holds a
+//! model, only the rollout's own writes move its `stable` label.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -20,14 +22,14 @@ use crate::model::{
     ModelSummary, ModelVersion, NewModelVersion, Page, RegisterOutcome, content_hash,
 };
 use crate::validate::{
-    STABLE_LABEL, TokenKind, decode_page_token, effective_page_size, encode_page_token,
-    normalize_new_version, normalize_version, parse_version, validate_label, validate_metadata,
-    validate_model_name, validate_new_model_name, validate_source,
+    MAX_LABELS_PER_MODEL, STABLE_LABEL, TokenKind, decode_page_token, effective_page_size,
+    encode_page_token, normalize_new_version, normalize_version, parse_version, validate_label,
+    validate_metadata, validate_model_name, validate_new_model_name, validate_source,
 };
 
 /// A validated (name, normalized version) pair.
 pub(super) struct VersionKey {
-    name: String,
+    pub(super) name: String,
     version: String,
 }
 
@@ -56,7 +58,10 @@ impl TryFrom<NewModelVersion> for CheckedNew {
     type Error = StoreError;
 
     fn try_from(rec: NewModelVersion) -> Result<Self> {
-        validate_new_model_name(&rec.name)?;
+        // The strict rule for names of new models is applied in `register`, which
+        // knows whether the model exists: one registered under the older, looser
+        // rule keeps getting versions.
+        validate_model_name(&rec.name)?;
         let key = VersionKey {
             name: rec.name.clone(),
             version: normalize_new_version(&rec.version)?,
@@ -71,6 +76,9 @@ impl TryFrom<NewModelVersion> for CheckedNew {
 pub(super) fn register(txn: &WriteTransaction, new: CheckedNew) -> Result<RegisterOutcome> {
     let CheckedNew { key, rec, hash } = new;
     let (name, version) = (key.name.as_str(), key.version.as_str());
+    if load_model(&txn.open_table(MODELS).map_err(be)?, name)?.is_none() {
+        validate_new_model_name(name)?;
+    }
     let mut versions = txn.open_table(VERSIONS).map_err(be)?;
     if let Some(existing) = load_row(&versions, name, version)? {
         return if existing.content_hash == hash {
@@ -275,6 +283,18 @@ pub(super) fn archive(txn: &WriteTransaction, key: &VersionKey) -> Result<ModelV
             blocking.join(", ")
         )));
     }
+    let users: Vec<String> = super::holds::holders(txn, name)?
+        .into_iter()
+        .filter(|(_, versions)| versions.iter().any(|v| v == version))
+        .map(|(id, _)| format!("{id:?}"))
+        .collect();
+    if !users.is_empty() {
+        return Err(StoreError::precondition(format!(
+            "{} is used by active rollout {}; promote, roll back or abort it before archiving",
+            key.describe(),
+            users.join(", ")
+        )));
+    }
     row.archived = true;
     versions
         .insert((name, version), encode(&row)?.as_slice())
@@ -305,6 +325,18 @@ pub(super) fn set_label(
         )));
     }
     let mut labels = txn.open_table(LABELS).map_err(be)?;
+    if labels
+        .get((key.name.as_str(), label))
+        .map_err(be)?
+        .is_none()
+        && labels_of(&labels, &key.name)?.len() >= MAX_LABELS_PER_MODEL
+    {
+        return Err(StoreError::precondition(format!(
+            "model {:?} already has {MAX_LABELS_PER_MODEL} labels, the most a model holds; \
+             move an existing label instead of adding {label:?}",
+            key.name
+        )));
+    }
     let previous = labels
         .insert((key.name.as_str(), label), key.version.as_str())
         .map_err(be)?;
@@ -477,6 +509,27 @@ pub(super) fn move_label(
         return Ok(());
     }
     set_label(txn, &key, label).map(|_| ())
+}
+
+/// Fails unless `label` of `name` points at `version`.
+pub(super) fn require_label(
+    txn: &WriteTransaction,
+    name: &str,
+    label: &str,
+    version: &str,
+) -> Result<()> {
+    let key = VersionKey::new(name, version)?;
+    match get_label_in(txn, name, label)? {
+        Some(at) if at == key.version => Ok(()),
+        Some(at) => Err(StoreError::precondition(format!(
+            "label {label:?} of model {name:?} points at version {at:?}, not {:?}",
+            key.version
+        ))),
+        None => Err(StoreError::precondition(format!(
+            "model {name:?} has no label {label:?}; it must point at version {:?}",
+            key.version
+        ))),
+    }
 }
 
 fn get_label_in(txn: &WriteTransaction, name: &str, label: &str) -> Result<Option<String>> {

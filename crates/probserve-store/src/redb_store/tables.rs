@@ -37,6 +37,13 @@ pub(crate) const MODELS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new
 pub(crate) const VERSION_SEQ: TableDefinition<'_, (&str, u64), &str> =
     TableDefinition::new("version_seq");
 
+// ----- schema v4 -----
+
+/// rollout id → JSON list of the (model, version) pairs an active rollout keeps
+/// in use (see [`crate::model::RolloutWrite::holds`]); no row once it finished.
+pub(crate) const ROLLOUT_HOLDS: TableDefinition<'_, &str, &[u8]> =
+    TableDefinition::new("rollout_holds");
+
 /// `META` key of the schema version.
 pub(crate) const SCHEMA_VERSION_KEY: &str = "schema_version";
 /// `META` key of the last model-version sequence number handed out.
