@@ -111,7 +111,8 @@ impl InferencePool {
     }
 
     /// The wait allowed now: `max_queue`, or a tenth of it while the queue has not
-    /// drained for a whole `max_queue` (a standing queue).
+    /// drained for a whole `max_queue` (a standing queue: no job found a free worker
+    /// or an empty queue for that long).
     pub fn queue_limit(&self) -> Duration {
         let since_free = self
             .micros_since_epoch()
@@ -183,6 +184,13 @@ impl InferencePool {
                 p
             }
             Err(_) => {
+                // The first job to wait finds an empty queue: however long ago a job
+                // last found a free worker (an idle spell, long jobs), that is no
+                // standing queue.
+                if ahead == 0 {
+                    self.last_free
+                        .store(self.micros_since_epoch(), Ordering::Relaxed);
+                }
                 let max_wait = self.queue_limit();
                 // Every worker is busy and `ahead` jobs wait before this one.
                 let mean = Duration::from_micros(self.mean_job_micros.load(Ordering::Relaxed));
@@ -321,6 +329,37 @@ mod tests {
         assert!(matches!(e, RunError::QueueDeadline { .. }), "{e:?}");
         tx.send(()).unwrap();
         busy.await.unwrap().unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_arriving_at_an_empty_queue_after_a_long_job_gets_the_whole_limit() {
+        let pool = Arc::new(
+            InferencePool::new(1)
+                .unwrap()
+                .with_max_queue(Duration::from_secs(3)),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let busy = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.run(far, blocker(rx)).await }
+        });
+        while pool.busy() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // The one job runs for longer than the queue limit with nobody waiting.
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let waiter = tokio::spawn({
+            let pool = Arc::clone(&pool);
+            async move { pool.run(far, || Ok(())).await }
+        });
+        // Released well within the limit, well after a tenth of it (300 ms).
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        tx.send(()).unwrap();
+        busy.await.unwrap().unwrap();
+        let r = waiter.await.unwrap();
+        assert!(r.is_ok(), "no standing queue, no tenth of the limit: {r:?}");
+        assert_eq!(pool.shed_count(), 0);
     }
 
     #[test]
