@@ -329,6 +329,7 @@ impl CompiledModel {
             step_limit: crate::DEFAULT_STEP_LIMIT,
             cancel: CancelToken::never(),
             max_sites: usize::MAX,
+            max_array_elems: usize::MAX,
         })
     }
 }

@@ -31,6 +31,9 @@ pub struct BoundModel {
     /// Most sites one run records (`usize::MAX` = unlimited; see
     /// [`BoundModel::with_max_sites`]).
     pub(crate) max_sites: usize,
+    /// Most elements one run may keep in its run-time arrays, all together
+    /// (`usize::MAX` = unlimited; see [`BoundModel::with_max_array_elems`]).
+    pub(crate) max_array_elems: usize,
 }
 impl BoundModel {
     /// Sets the per-run step budget (statements plus loop iterations).
@@ -70,6 +73,22 @@ impl BoundModel {
     pub fn with_max_sites(mut self, max_sites: usize) -> Self {
         self.max_sites = max_sites;
         self
+    }
+
+    /// Limits the elements one run may keep in its run-time arrays (indexed sites
+    /// whose index is decided during the run), shared equally among them; a write
+    /// past its array's share fails with `ModelError::SiteLimit`.
+    #[must_use]
+    pub fn with_max_array_elems(mut self, max: usize) -> Self {
+        self.max_array_elems = max;
+        self
+    }
+
+    /// Run-time arrays of the plan (indexed sites whose index is decided during the
+    /// run; their memory is set by the indices written, see
+    /// [`BoundModel::with_max_array_elems`]).
+    pub fn run_time_arrays(&self) -> usize {
+        self.plan.arrays.len()
     }
 
     /// What one run costs, as far as binding knows it: the plan's ops and sites, and

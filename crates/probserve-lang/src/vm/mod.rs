@@ -74,7 +74,7 @@ struct Machine<'a, H, R> {
     h: &'a mut H,
     cancel: &'a CancelToken,
     limit: u64,
-    /// Largest index + 1 a run-time array may be written at: the run's site budget
+    /// Largest index + 1 a run-time array may be written at: the run's array budget
     /// shared among the plan's run-time arrays.
     max_array_len: usize,
     steps: u64,
@@ -96,7 +96,7 @@ impl<'a, H: Handler, R: RegFile> Machine<'a, H, R> {
             h,
             cancel: &m.cancel,
             limit: m.step_limit,
-            max_array_len: m.max_sites / m.plan.arrays.len().max(1),
+            max_array_len: m.max_array_elems / m.plan.arrays.len().max(1),
             steps: 0,
             next_check: CHECK_EVERY.min(m.step_limit.saturating_add(1)),
             factors: 0,
@@ -212,7 +212,7 @@ impl<'a, H: Handler, R: RegFile> Machine<'a, H, R> {
                     let Some(i) = write_index(x) else {
                         return Err(errors::bad_array_index(self.c, self.ir_array(arr), x));
                     };
-                    // The run's site budget bounds its run-time arrays too: their
+                    // The run's array budget bounds its run-time arrays: their
                     // elements are stored densely up to the largest index written.
                     if i >= self.max_array_len {
                         return Err(ModelError::SiteLimit {

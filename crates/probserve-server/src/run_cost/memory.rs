@@ -21,6 +21,11 @@ pub const SUMMARY_BYTES: u64 = 160;
 /// (the column copy, a sorted copy, ranks and rank-normalized values for split
 /// R-hat and ESS, the autocovariance buffers).
 pub const SUMMARY_WORK_BYTES: u64 = 80;
+/// Bytes of one run-time array element (an optional `f64`).
+pub const ARRAY_ELEM_BYTES: u64 = 16;
+/// A plan with run-time arrays gives them one part in this many of what is left of
+/// the request's budget.
+const ARRAY_SHARE: u64 = 8;
 /// Bytes kept per draw besides its outputs (weights, log-likelihoods, indices).
 pub const PER_DRAW_BYTES: u64 = 32;
 
@@ -39,6 +44,9 @@ pub struct MemoryRequest<'a> {
     pub step_limit: u64,
     /// Draws returned per output (0 = none).
     pub max_draws: usize,
+    /// Run-time arrays of the bound plan (their memory is set by the indices a run
+    /// writes; they get a share of the budget, [`MemoryPlan::max_array_elems`]).
+    pub arrays: usize,
 }
 
 /// The memory a request may use, decided before it runs.
@@ -48,6 +56,9 @@ pub struct MemoryPlan {
     pub bytes: u64,
     /// The site budget of each run's trace (`usize::MAX` when the plan bounds it).
     pub max_sites: usize,
+    /// The elements one run may keep in its run-time arrays, all together
+    /// (`usize::MAX` when the plan has none).
+    pub max_array_elems: usize,
     /// Estimated encoded response size.
     pub response_bytes: u64,
 }
@@ -177,13 +188,26 @@ pub fn memory_plan(
         return Ok(MemoryPlan {
             bytes,
             max_sites: usize::MAX,
+            max_array_elems: usize::MAX,
             response_bytes: response,
         });
     }
+    // Run-time arrays live in the running thread's frame, one run at a time (not
+    // per particle): an eighth of what is left, whatever the method keeps alive.
+    let array_room = if r.arrays > 0 {
+        budget.saturating_sub(fixed_part) / ARRAY_SHARE
+    } else {
+        0
+    };
+    let max_array_elems = if r.arrays > 0 {
+        usize::try_from(array_room / ARRAY_ELEM_BYTES).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
     // Loops left in the plan: sites are bounded by the step budget and by what is
     // left of the request's budget, which the runtime then enforces per trace.
     let per_site = mul(live_traces, TRACE_SITE_BYTES);
-    let room = budget.saturating_sub(fixed_part) / per_site.max(1);
+    let room = budget.saturating_sub(fixed_part).saturating_sub(array_room) / per_site.max(1);
     let sites = room.min(r.step_limit.max(1)).min(usize::MAX as u64);
     // A budget that leaves less than the sites the plan visits outside its loops
     // refuses the request here rather than failing every run.
@@ -192,8 +216,11 @@ pub fn memory_plan(
         return Err(over(fixed_part.saturating_add(trace), trace));
     }
     Ok(MemoryPlan {
-        bytes: fixed_part.saturating_add(mul(sites, per_site)),
+        bytes: fixed_part
+            .saturating_add(mul(sites, per_site))
+            .saturating_add(array_room),
         max_sites: sites as usize,
+        max_array_elems,
         response_bytes: response,
     })
 }
@@ -336,6 +363,7 @@ mod tests {
             cost,
             step_limit: 10_000_000,
             max_draws,
+            arrays: 0,
         }
     }
 
@@ -412,6 +440,30 @@ mod tests {
         drop(first);
         assert!(b.acquire(8 * MIB, soon, long).await.is_ok());
         assert_eq!(b.available(), 10 * MIB);
+    }
+
+    #[test]
+    fn run_time_arrays_get_a_share_of_the_budget_whatever_smc_keeps_alive() {
+        let unfixed = StaticCost {
+            ops: 5,
+            sites: 2,
+            fixed: false,
+        };
+        let smc = Method::Smc {
+            particles: 10_000,
+            ess_threshold: 0.5,
+        };
+        let mut r = req(&smc, 1, unfixed, 0);
+        r.arrays = 2;
+        let p = memory_plan(&r, 256 * MIB, 4 * MIB).unwrap_or_else(|e| panic!("{e}"));
+        // 20,002 live traces leave ~100 sites per trace; the arrays are per run.
+        assert!(p.max_sites < 200, "{}", p.max_sites);
+        assert!(p.max_array_elems > 1_000_000, "{}", p.max_array_elems);
+        assert!(p.bytes <= 256 * MIB, "{}", p.bytes);
+        r.arrays = 0;
+        let none = memory_plan(&r, 256 * MIB, 4 * MIB).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(none.max_array_elems, usize::MAX);
+        assert!(none.max_sites > p.max_sites);
     }
 
     #[test]

@@ -51,8 +51,8 @@ use probserve_lang::StaticCost;
 use crate::infer::Method;
 
 pub use memory::{
-    MemoryBudget, MemoryError, MemoryPlan, MemoryRequest, MemoryWaitError, PER_DRAW_BYTES,
-    SUMMARY_BYTES, SUMMARY_WORK_BYTES, TRACE_SITE_BYTES, memory_plan, mib,
+    ARRAY_ELEM_BYTES, MemoryBudget, MemoryError, MemoryPlan, MemoryRequest, MemoryWaitError,
+    PER_DRAW_BYTES, SUMMARY_BYTES, SUMMARY_WORK_BYTES, TRACE_SITE_BYTES, memory_plan, mib,
 };
 
 /// Largest relative rise of the estimate from one slower run.

@@ -94,7 +94,9 @@ impl Inference {
             .with_cancel(cancel.clone());
         let static_cost = bound.static_cost();
         let memory = self.memory_plan(&bound, job.method, job.max_draws)?;
-        let bound = bound.with_max_sites(memory.max_sites);
+        let bound = bound
+            .with_max_sites(memory.max_sites)
+            .with_max_array_elems(memory.max_array_elems);
         let mut held = match self
             .memory
             .acquire(memory.bytes, job.deadline, self.pool.queue_limit())
@@ -158,6 +160,7 @@ impl Inference {
                 cost: bound.static_cost(),
                 step_limit: bound.step_limit(),
                 max_draws,
+                arrays: bound.run_time_arrays(),
             },
             self.memory.request,
             self.memory.max_message,
