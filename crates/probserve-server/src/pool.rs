@@ -285,6 +285,25 @@ mod tests {
         }
     }
 
+    /// A job on `pool` holding its (only) worker until the returned sender fires.
+    async fn hold_the_worker(
+        pool: &Arc<InferencePool>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<((), Duration), RunError>>,
+    ) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let busy = tokio::spawn({
+            let pool = Arc::clone(pool);
+            async move { pool.run(far, blocker(rx)).await }
+        });
+        while pool.busy() == 0 {
+            tokio::task::yield_now().await;
+        }
+        (tx, busy)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_that_would_wait_past_max_queue_is_refused_not_held_to_its_deadline() {
         let pool = Arc::new(
@@ -292,15 +311,8 @@ mod tests {
                 .unwrap()
                 .with_max_queue(Duration::from_millis(20)),
         );
-        let (tx, rx) = std::sync::mpsc::channel();
         let far = Instant::now() + Duration::from_secs(3600);
-        let busy = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            async move { pool.run(far, blocker(rx)).await }
-        });
-        while pool.busy() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (tx, busy) = hold_the_worker(&pool).await;
         // The deadline is an hour away; the queue limit ends the wait.
         let e = pool.run(far, || Ok(())).await.unwrap_err();
         assert!(matches!(e, RunError::Overloaded { .. }), "{e:?}");
@@ -315,15 +327,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deadline_before_the_queue_limit_is_a_queue_deadline() {
         let pool = Arc::new(InferencePool::new(1).unwrap());
-        let (tx, rx) = std::sync::mpsc::channel();
-        let far = Instant::now() + Duration::from_secs(3600);
-        let busy = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            async move { pool.run(far, blocker(rx)).await }
-        });
-        while pool.busy() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (tx, busy) = hold_the_worker(&pool).await;
         let soon = Instant::now() + Duration::from_millis(10);
         let e = pool.run(soon, || Ok(())).await.unwrap_err();
         assert!(matches!(e, RunError::QueueDeadline { .. }), "{e:?}");
@@ -338,15 +342,8 @@ mod tests {
                 .unwrap()
                 .with_max_queue(Duration::from_secs(3)),
         );
-        let (tx, rx) = std::sync::mpsc::channel();
         let far = Instant::now() + Duration::from_secs(3600);
-        let busy = tokio::spawn({
-            let pool = Arc::clone(&pool);
-            async move { pool.run(far, blocker(rx)).await }
-        });
-        while pool.busy() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let (tx, busy) = hold_the_worker(&pool).await;
         // The one job runs for longer than the queue limit with nobody waiting.
         tokio::time::sleep(Duration::from_millis(3100)).await;
         let waiter = tokio::spawn({

@@ -345,13 +345,7 @@ mod tests {
     use crate::infer::Method;
     use probserve_lang::StaticCost;
 
-    fn fixed(ops: u64) -> StaticCost {
-        StaticCost {
-            ops,
-            sites: 1,
-            fixed: true,
-        }
-    }
+    use crate::run_cost::fixed;
 
     const MIB: u64 = 1024 * 1024;
 

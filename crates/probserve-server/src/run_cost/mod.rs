@@ -174,17 +174,19 @@ impl RunCost {
     }
 }
 
+/// A fixed plan of `ops` ops and one site (for the tests of both halves).
+#[cfg(test)]
+fn fixed(ops: u64) -> StaticCost {
+    StaticCost {
+        ops,
+        sites: 1,
+        fixed: true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixed(ops: u64) -> StaticCost {
-        StaticCost {
-            ops,
-            sites: 1,
-            fixed: true,
-        }
-    }
 
     fn prior(units: f64) -> Work {
         Work {

@@ -93,7 +93,7 @@ impl Inference {
             .map_err(|e| bind_error(&e))?
             .with_cancel(cancel.clone());
         let static_cost = bound.static_cost();
-        let memory = self.memory_plan(&bound, job.method, job.max_draws)?;
+        let memory = self.memory_plan(&bound, static_cost, job.method, job.max_draws)?;
         let bound = bound
             .with_max_sites(memory.max_sites)
             .with_max_array_elems(memory.max_array_elems);
@@ -149,6 +149,7 @@ impl Inference {
     fn memory_plan(
         &self,
         bound: &BoundModel,
+        cost: probserve_lang::StaticCost,
         method: &Method,
         max_draws: usize,
     ) -> Result<run_cost::MemoryPlan, Status> {
@@ -157,7 +158,7 @@ impl Inference {
                 method,
                 width: bound.output_width(),
                 name_bytes: bound.output_labels().iter().map(String::len).sum(),
-                cost: bound.static_cost(),
+                cost,
                 step_limit: bound.step_limit(),
                 max_draws,
                 arrays: bound.run_time_arrays(),
